@@ -1,0 +1,36 @@
+# `make demo` and `make test` set everything up on first use: a .venv with pinned dependencies
+# (torch 2.13.0, CPU build) and weightinit installed into it (not editable: tests run against
+# the installed package, as users get it).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DEPS := $(VENV)/.deps-installed
+PKG := $(VENV)/.pkg-installed
+SOURCES := $(shell find src -name '*.py' -o -name 'py.typed') pyproject.toml
+
+.PHONY: demo test bench lint clean
+
+$(DEPS): requirements/constraints.txt requirements/dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt
+	touch $@
+
+$(PKG): $(DEPS) $(SOURCES)
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall .
+	touch $@
+
+demo: $(PKG)
+	$(BIN)/weightinit demo
+
+test: $(PKG)
+	$(BIN)/python -m pytest -q
+
+bench: $(PKG)
+	$(BIN)/python benchmarks/run.py
+
+lint: $(DEPS)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

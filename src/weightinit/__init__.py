@@ -1,0 +1,70 @@
+"""weightinit: initialize neural networks the way the research says, reproducibly at any scale.
+
+``import weightinit as wi``. Everything public is listed in ``__all__`` below; the modules behind
+it are private.
+"""
+
+from ._errors import InitError as InitError
+from ._errors import InitWarning as InitWarning
+from .random import derive_key as derive_key
+from .random import fill_keyed_ as fill_keyed_
+from .schemes import Constant as Constant
+from .schemes import DeltaOrthogonal as DeltaOrthogonal
+from .schemes import Glorot as Glorot
+from .schemes import He as He
+from .schemes import Identity as Identity
+from .schemes import Kaiming as Kaiming
+from .schemes import LeCun as LeCun
+from .schemes import Normal as Normal
+from .schemes import Ones as Ones
+from .schemes import Orthogonal as Orthogonal
+from .schemes import Sparse as Sparse
+from .schemes import Spec as Spec
+from .schemes import TruncatedNormal as TruncatedNormal
+from .schemes import Uniform as Uniform
+from .schemes import VarianceScaling as VarianceScaling
+from .schemes import Xavier as Xavier
+from .schemes import ZerO as ZerO
+from .schemes import Zeros as Zeros
+from .schemes import spec_from_dict as spec_from_dict
+from .theory import Activation as Activation
+from .theory import CriticalPoint as CriticalPoint
+from .theory import Fans as Fans
+from .theory import compute_fans as compute_fans
+from .theory import critical_point as critical_point
+from .theory import gain as gain
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation",
+    "Constant",
+    "CriticalPoint",
+    "DeltaOrthogonal",
+    "Fans",
+    "Glorot",
+    "He",
+    "Identity",
+    "InitError",
+    "InitWarning",
+    "Kaiming",
+    "LeCun",
+    "Normal",
+    "Ones",
+    "Orthogonal",
+    "Sparse",
+    "Spec",
+    "TruncatedNormal",
+    "Uniform",
+    "VarianceScaling",
+    "Xavier",
+    "ZerO",
+    "Zeros",
+    "__version__",
+    "compute_fans",
+    "critical_point",
+    "derive_key",
+    "fill_keyed_",
+    "gain",
+    "spec_from_dict",
+]

@@ -1,0 +1,54 @@
+"""The one exception family of weightinit, and helpers that make its messages useful."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable
+
+
+class InitError(ValueError):
+    """A bad argument or a state weightinit cannot initialize.
+
+    Every message names the argument and its value, says why it was refused and what to do
+    instead. It is a `ValueError`, so code that already catches those keeps working.
+    """
+
+
+class InitWarning(UserWarning):
+    """Something was done, but probably not what was meant (for example an empty tensor)."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' Did you mean 'x'?' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_positive_finite(argument: str, value: float, *, allow_zero: bool = False) -> float:
+    """Return `value` as a float, or raise InitError naming `argument`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InitError(f"`{argument}` must be a real number, got {value!r}.") from None
+    if isinstance(value, bool):
+        raise InitError(f"`{argument}` must be a real number, got the bool {value!r}.")
+    if not math.isfinite(number):
+        raise InitError(f"`{argument}` must be finite, got {number!r}.")
+    if number < 0 or (number == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InitError(f"`{argument}` must be {bound}, got {number!r}.")
+    return number
+
+
+def check_finite(argument: str, value: float) -> float:
+    """Return `value` as a float, or raise InitError when it is not a finite real number."""
+    if isinstance(value, bool):
+        raise InitError(f"`{argument}` must be a real number, got the bool {value!r}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InitError(f"`{argument}` must be a real number, got {value!r}.") from None
+    if not math.isfinite(number):
+        raise InitError(f"`{argument}` must be finite, got {number!r}.")
+    return number

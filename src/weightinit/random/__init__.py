@@ -1,0 +1,9 @@
+"""Keyed counter-based random streams (Philox4x32-10) for any region of a logical tensor."""
+
+from ._philox import derive_key as derive_key
+from ._philox import philox4x32 as philox4x32
+from ._philox import philox4x32_reference as philox4x32_reference
+from ._stream import Region as Region
+from ._stream import fill_keyed_ as fill_keyed_
+
+__all__ = ["Region", "derive_key", "fill_keyed_", "philox4x32", "philox4x32_reference"]

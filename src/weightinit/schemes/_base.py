@@ -1,0 +1,203 @@
+"""The one primitive every scheme goes through: validate, find the fans, draw, write."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal
+
+import torch
+
+from .._errors import InitError, InitWarning
+from ..random import Region, fill_keyed_
+from ..theory import Fans, infer_fans
+
+Kind = Literal["uniform", "normal", "truncated_normal"]
+Draw = Callable[[Kind, Sequence[float], int], torch.Tensor]
+"""draw(kind, params, substream) -> float64 tensor of the whole logical shape."""
+
+_REGISTRY: dict[str, type[Spec]] = {}
+
+
+def _std_normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _draw_with_generator(shape: tuple[int, ...], device: torch.device,
+                         generator: torch.Generator | None) -> Draw:
+    def draw(kind: Kind, params: Sequence[float], substream: int = 0) -> torch.Tensor:
+        out = torch.empty(shape, dtype=torch.float64, device=device)
+        return _sample_with_generator(out, kind, params, generator)
+    return draw
+
+
+def _sample_with_generator(out: torch.Tensor, kind: Kind, params: Sequence[float],
+                           generator: torch.Generator | None) -> torch.Tensor:
+    if kind == "uniform":
+        return out.uniform_(params[0], params[1], generator=generator)
+    if kind == "normal":
+        return out.normal_(params[0], params[1], generator=generator)
+    mean, sigma, a, b = params
+    # Inverse CDF of a uniform on [Phi(a), Phi(b)], in float64, like the keyed stream.
+    work = torch.empty(out.shape, dtype=torch.float64, device=out.device)
+    work.uniform_(_std_normal_cdf(a), _std_normal_cdf(b), generator=generator)
+    work = torch.special.ndtri(work).clamp_(a, b).mul_(sigma).add_(mean)
+    return out.copy_(work)
+
+
+def _draw_keyed(shape: tuple[int, ...], device: torch.device, seed: int, key: str) -> Draw:
+    def draw(kind: Kind, params: Sequence[float], substream: int = 0) -> torch.Tensor:
+        out = torch.empty(shape, dtype=torch.float64, device=device)
+        return fill_keyed_(out, kind, params, seed=seed, key=key, substream=substream)
+    return draw
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InitError(f"`seed` must be an int in [0, 2**63), got {seed!r}.")
+    return seed
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Base of every initializer spec: a frozen, validated, serializable value.
+
+    Subclasses implement `std(fans)` and one of `_distribution(fans)` (a single distribution
+    per element), `_full(shape, fans, draw)` (a joint construction over the whole logical
+    tensor) or `_constant()`.
+    """
+
+    needs_fans: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            _REGISTRY.setdefault(cls.__name__, cls)
+
+    # -- what a scheme defines ------------------------------------------------------------
+    def std(self, fans: Fans | None = None) -> float:
+        """The standard deviation of the values this spec gives for `fans`."""
+        raise NotImplementedError
+
+    def _distribution(self, fans: Fans | None) -> tuple[Kind, tuple[float, ...]] | None:
+        return None
+
+    def _constant(self) -> float | None:
+        return None
+
+    def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise InitError if this scheme cannot fill a logical tensor of `shape`."""
+
+    # -- serialization ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type": "Normal", "std": 0.02, "mean": 0.0}``; `spec_from_dict` inverts it."""
+        return {"type": type(self).__name__, **dataclasses.asdict(self)}
+
+    # -- the primitive ------------------------------------------------------------------------
+    def fill_(
+        self,
+        tensor: torch.Tensor,
+        *,
+        fans: Fans | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        key: str | None = None,
+        global_shape: Sequence[int] | None = None,
+        offset: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """Fill `tensor` in place (under no_grad) and return it.
+
+        With `key` (and `seed`, default 0) values come from the keyed stream: the value at each
+        global index depends only on (seed, key, index, spec, logical shape), so a region given
+        by `global_shape` and `offset` gets exactly that slice of the whole. Without `key`,
+        values come from `generator` (or torch's global generator), like `torch.nn.init`.
+
+        Args:
+            tensor: a floating-point tensor (float16, bfloat16, float32, float64), any device.
+            fans: override the fans inferred from the logical shape (2-d: (out, in); more dims:
+                conv layout). Use `wi.compute_fans` for other layouts.
+            generator: a torch.Generator, for the non-keyed path.
+            seed, key: select the keyed stream; `key` is usually the parameter's name.
+            global_shape, offset: the logical tensor and where `tensor` sits in it.
+
+        Raises:
+            InitError: a non-floating tensor, conflicting arguments, a region outside
+                `global_shape`, or a shape the scheme cannot fill. The tensor is unchanged.
+        """
+        if not isinstance(tensor, torch.Tensor):
+            raise InitError(f"`tensor` must be a torch.Tensor, got {type(tensor).__name__}.")
+        if not tensor.is_floating_point():
+            raise InitError(
+                f"`tensor` has dtype {tensor.dtype}; {type(self).__name__} fills floating "
+                "tensors only (float16, bfloat16, float32, float64). Cast it first, e.g. "
+                "`t = t.float()`."
+            )
+        if key is None:
+            if seed is not None:
+                raise InitError(
+                    f"`seed` (={seed!r}) selects a keyed stream and needs `key=` (e.g. the "
+                    "parameter's name); for torch-style sampling pass `generator=` instead."
+                )
+            if global_shape is not None or offset is not None:
+                raise InitError(
+                    "`global_shape`/`offset` fill a region of a keyed stream and need `key=`; "
+                    "a generator cannot reproduce a slice of a larger draw."
+                )
+        else:
+            if not isinstance(key, str):
+                raise InitError(f"`key` must be a str (e.g. a parameter name), got {key!r}.")
+            if generator is not None:
+                raise InitError("Pass either `key=` (keyed stream) or `generator=`, not both.")
+            seed = _check_seed(0 if seed is None else seed)
+        region = Region.of(tensor.shape, global_shape, offset)
+        shape = region.global_shape
+        if self.needs_fans and fans is None:
+            fans = infer_fans(shape)
+        self._check_shape(shape)
+        if tensor.numel() == 0:
+            warnings.warn(
+                f"Initializing an empty tensor (shape {tuple(tensor.shape)}) is a no-op.",
+                InitWarning, stacklevel=2,
+            )
+            return tensor
+        with torch.no_grad():
+            constant = self._constant()
+            if constant is not None:
+                return tensor.fill_(constant)
+            dist = self._distribution(fans)
+            if dist is not None:
+                kind, params = dist
+                if key is None:
+                    return _sample_with_generator(tensor, kind, params, generator)
+                return fill_keyed_(tensor, kind, params, seed=int(seed or 0), key=key,
+                                   global_shape=region.global_shape, offset=region.offset)
+            draw = (_draw_with_generator(shape, tensor.device, generator) if key is None
+                    else _draw_keyed(shape, tensor.device, int(seed or 0), key))
+            full = self._full(shape, fans, draw)
+            index = tuple(slice(o, o + n) for o, n in zip(region.offset, region.shape,
+                                                         strict=True))
+            return tensor.copy_(full[index])
+
+
+def spec_from_dict(data: dict[str, Any]) -> Spec:
+    """Rebuild a spec from `Spec.to_dict()` output (validated like the constructor)."""
+    if not isinstance(data, dict) or "type" not in data:
+        raise InitError(f"`data` must be a dict with a 'type' key, got {data!r}.")
+    fields = dict(data)
+    name = fields.pop("type")
+    cls = _REGISTRY.get(name)
+    if cls is None or cls is Spec:
+        from .._errors import did_you_mean
+
+        raise InitError(
+            f"`type` {name!r} is not a weightinit scheme.{did_you_mean(str(name), _REGISTRY)}"
+        )
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise InitError(f"Cannot build {name} from {fields!r}: {exc}.") from None

@@ -1,0 +1,528 @@
+"""The schemes: small frozen values, validated when built, filled by `Spec.fill_`."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterator
+from typing import ClassVar, Literal
+
+import torch
+
+from .._errors import InitError, check_finite, check_positive_finite
+from ..theory import Fans, gain
+from ._base import Draw, Kind, Spec
+
+Mode = Literal["fan_in", "fan_out", "fan_avg"]
+Distribution = Literal["normal", "truncated_normal", "uniform"]
+_MODES = ("fan_in", "fan_out", "fan_avg")
+_DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
+
+
+def _choice(argument: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        from .._errors import did_you_mean
+
+        raise InitError(
+            f"`{argument}` must be one of {', '.join(map(repr, choices))}, got {value!r}."
+            f"{did_you_mean(str(value), choices)}"
+        )
+
+
+def _set(spec: Spec, name: str, value: object) -> None:
+    object.__setattr__(spec, name, value)  # normalize a field of a frozen dataclass
+
+
+def _need_ndim(spec: Spec, shape: tuple[int, ...], low: int, form: str) -> None:
+    if len(shape) < low:
+        raise InitError(
+            f"{type(spec).__name__} needs a tensor with at least {low} dims ({form}), got "
+            f"shape {shape}."
+        )
+
+
+# --- constants ---------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Constant(Spec):
+    """Every element equal to `value`."""
+
+    value: float = 0.0
+
+    def __post_init__(self) -> None:
+        _set(self, "value", check_finite("value", self.value))
+
+    def std(self, fans: Fans | None = None) -> float:
+        return 0.0
+
+    def _constant(self) -> float | None:
+        return self.value
+
+
+@dataclasses.dataclass(frozen=True)
+class Zeros(Spec):
+    """All zeros: biases, and residual branches under zero-init (Fixup, ReZero)."""
+
+    def std(self, fans: Fans | None = None) -> float:
+        return 0.0
+
+    def _constant(self) -> float | None:
+        return 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Ones(Spec):
+    """All ones: norm scales."""
+
+    def std(self, fans: Fans | None = None) -> float:
+        return 0.0
+
+    def _constant(self) -> float | None:
+        return 1.0
+
+
+# --- one distribution per element --------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Normal(Spec):
+    """N(mean, std^2)."""
+
+    std_: float = dataclasses.field(default=1.0, metadata={"name": "std"})
+    mean: float = 0.0
+
+    def __init__(self, std: float = 1.0, mean: float = 0.0) -> None:
+        _set(self, "std_", check_positive_finite("std", std, allow_zero=True))
+        _set(self, "mean", check_finite("mean", mean))
+
+    def __repr__(self) -> str:
+        return f"Normal(std={self.std_!r}, mean={self.mean!r})"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": "Normal", "std": self.std_, "mean": self.mean}
+
+    def std(self, fans: Fans | None = None) -> float:
+        return self.std_
+
+    def _distribution(self, fans: Fans | None) -> tuple[Kind, tuple[float, ...]]:
+        return "normal", (self.mean, self.std_)
+
+
+@dataclasses.dataclass(frozen=True)
+class Uniform(Spec):
+    """U(low, high)."""
+
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self) -> None:
+        _set(self, "low", check_finite("low", self.low))
+        _set(self, "high", check_finite("high", self.high))
+        if not self.low < self.high:
+            raise InitError(
+                f"`low` (={self.low!r}) must be < `high` (={self.high!r}). For a constant use "
+                "Constant(value)."
+            )
+
+    def std(self, fans: Fans | None = None) -> float:
+        return (self.high - self.low) / math.sqrt(12.0)
+
+    def _distribution(self, fans: Fans | None) -> tuple[Kind, tuple[float, ...]]:
+        return "uniform", (self.low, self.high)
+
+
+def truncated_std_factor(a: float, b: float) -> float:
+    """c(a, b): the std of a standard normal truncated to [a, b].
+
+    .. math:: c^2 = 1 + \\frac{a\\varphi(a) - b\\varphi(b)}{Z}
+              - \\left(\\frac{\\varphi(a) - \\varphi(b)}{Z}\\right)^2,
+              \\quad Z = \\Phi(b) - \\Phi(a).
+
+    c(-2, 2) = 0.8796....
+    """
+    def pdf(x: float) -> float:
+        return 0.0 if math.isinf(x) else math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+    def cdf(x: float) -> float:
+        return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+    mass = cdf(b) - cdf(a)
+    term_a = 0.0 if math.isinf(a) else a * pdf(a)
+    term_b = 0.0 if math.isinf(b) else b * pdf(b)
+    mean = (pdf(a) - pdf(b)) / mass
+    return math.sqrt(1.0 + (term_a - term_b) / mass - mean * mean)
+
+
+@dataclasses.dataclass(frozen=True)
+class TruncatedNormal(Spec):
+    """A normal truncated to [mean + a sigma, mean + b sigma], with `std` the std of the RESULT.
+
+    NOTE: as in Keras and JAX, `a` and `b` are in units of the underlying normal's sigma, and
+    sigma = std / c(a, b) (`truncated_std_factor`, 0.8796 for +-2), so the values really have
+    std `std`. torch's `trunc_normal_` takes absolute bounds and an untruncated std instead.
+    `mean` is the underlying normal's location, the mean of the result when a = -b.
+    """
+
+    std_: float = dataclasses.field(default=1.0, metadata={"name": "std"})
+    mean: float = 0.0
+    a: float = -2.0
+    b: float = 2.0
+
+    def __init__(self, std: float = 1.0, mean: float = 0.0, a: float = -2.0,
+                 b: float = 2.0) -> None:
+        _set(self, "std_", check_positive_finite("std", std, allow_zero=True))
+        _set(self, "mean", check_finite("mean", mean))
+        _set(self, "a", check_finite("a", a))
+        _set(self, "b", check_finite("b", b))
+        if not self.a < self.b:
+            raise InitError(f"`a` (={self.a!r}) must be < `b` (={self.b!r}).")
+        if truncated_std_factor(self.a, self.b) < 1e-6:
+            raise InitError(
+                f"[`a`, `b`] = [{self.a!r}, {self.b!r}] holds too little of the normal's mass "
+                "to sample accurately; widen the interval."
+            )
+
+    def __repr__(self) -> str:
+        return f"TruncatedNormal(std={self.std_!r}, mean={self.mean!r}, a={self.a!r}, b={self.b!r})"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": "TruncatedNormal", "std": self.std_, "mean": self.mean, "a": self.a,
+                "b": self.b}
+
+    @property
+    def sigma(self) -> float:
+        """The underlying (untruncated) normal's std."""
+        return self.std_ / truncated_std_factor(self.a, self.b)
+
+    def std(self, fans: Fans | None = None) -> float:
+        return self.std_
+
+    def _distribution(self, fans: Fans | None) -> tuple[Kind, tuple[float, ...]]:
+        return "truncated_normal", (self.mean, self.sigma, self.a, self.b)
+
+
+# --- variance scaling: the one fan-based primitive and its presets ------------------------------
+def _draw_for(distribution: str, std: float) -> tuple[Kind, tuple[float, ...]]:
+    if distribution == "uniform":
+        bound = math.sqrt(3.0) * std
+        return "uniform", (-bound, bound)
+    if distribution == "truncated_normal":
+        return "truncated_normal", (0.0, std / truncated_std_factor(-2.0, 2.0), -2.0, 2.0)
+    return "normal", (0.0, std)
+
+
+class _Scaled(Spec):
+    """Shared by VarianceScaling and its presets: std = sqrt(scale / n), n chosen by mode."""
+
+    needs_fans: ClassVar[bool] = True
+
+    def _parts(self) -> tuple[float, str, str]:
+        raise NotImplementedError
+
+    def std(self, fans: Fans | None = None) -> float:
+        if fans is None:
+            raise InitError(
+                f"{type(self).__name__}.std needs `fans` (e.g. wi.compute_fans(weight.shape))."
+            )
+        scale, mode, _ = self._parts()
+        n = {"fan_in": fans.fan_in, "fan_out": fans.fan_out, "fan_avg": fans.fan_avg}[mode]
+        if n <= 0:
+            raise InitError(f"{type(self).__name__} needs {mode} > 0, got fans {fans}.")
+        return math.sqrt(scale / n)
+
+    def _distribution(self, fans: Fans | None) -> tuple[Kind, tuple[float, ...]]:
+        return _draw_for(self._parts()[2], self.std(fans))
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) < 2:
+            raise InitError(
+                f"{type(self).__name__} scales by fans, and a tensor of shape {shape} has none "
+                "(it needs >= 2 dims: (out, in, ...)). Pass `fans=` explicitly, or use "
+                "Zeros/Normal for biases."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class VarianceScaling(_Scaled):
+    r"""Values with variance `scale / n`, n = fan_in, fan_out or their average.
+
+    .. math:: \mathrm{std} = \sqrt{\mathrm{scale} / n}
+
+    The primitive behind He, Glorot and LeCun (as in JAX and Keras). `distribution` is
+    ``"normal"``, ``"truncated_normal"`` (at +-2 sigma, std corrected) or ``"uniform"``
+    (bound sqrt(3) std).
+    """
+
+    scale: float = 1.0
+    mode: Mode = "fan_in"
+    distribution: Distribution = "truncated_normal"
+
+    def __post_init__(self) -> None:
+        _set(self, "scale", check_positive_finite("scale", self.scale))
+        _choice("mode", self.mode, _MODES)
+        _choice("distribution", self.distribution, _DISTRIBUTIONS)
+
+    def _parts(self) -> tuple[float, str, str]:
+        return self.scale, self.mode, self.distribution
+
+
+@dataclasses.dataclass(frozen=True)
+class He(_Scaled):
+    """He et al., Delving Deep into Rectifiers, 2015 (https://arxiv.org/abs/1502.01852):
+    std = gain(activation) / sqrt(fan_in), with the gain computed for any activation
+    (`wi.gain`). VarianceScaling(gain**2, mode, distribution)."""
+
+    activation: str = "relu"
+    mode: Mode = "fan_in"
+    distribution: Distribution = "normal"
+
+    def __post_init__(self) -> None:
+        gain(self.activation)  # validates the name now, not at the first fill
+        _choice("mode", self.mode, _MODES)
+        _choice("distribution", self.distribution, _DISTRIBUTIONS)
+
+    def _parts(self) -> tuple[float, str, str]:
+        return gain(self.activation) ** 2, self.mode, self.distribution
+
+
+@dataclasses.dataclass(frozen=True)
+class Glorot(_Scaled):
+    """Glorot & Bengio, Understanding the difficulty of training deep feedforward neural
+    networks, 2010: variance gain^2 * 2 / (fan_in + fan_out); uniform bound
+    gain * sqrt(6 / (fan_in + fan_out)). VarianceScaling(gain**2, "fan_avg", distribution)."""
+
+    distribution: Distribution = "uniform"
+    gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        _choice("distribution", self.distribution, _DISTRIBUTIONS)
+        _set(self, "gain", check_positive_finite("gain", self.gain))
+
+    def _parts(self) -> tuple[float, str, str]:
+        return self.gain**2, "fan_avg", self.distribution
+
+
+@dataclasses.dataclass(frozen=True)
+class LeCun(_Scaled):
+    """LeCun et al., Efficient BackProp, 1998: std = 1 / sqrt(fan_in); the right scale for
+    SELU and linear inputs. VarianceScaling(1, "fan_in", distribution). NOTE: JAX and Flax's
+    ``lecun_normal`` is LeCun(distribution="truncated_normal")."""
+
+    distribution: Distribution = "normal"
+
+    def __post_init__(self) -> None:
+        _choice("distribution", self.distribution, _DISTRIBUTIONS)
+
+    def _parts(self) -> tuple[float, str, str]:
+        return 1.0, "fan_in", self.distribution
+
+
+Kaiming = He
+Xavier = Glorot
+
+
+# --- joint constructions -------------------------------------------------------------------------
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """LAPACK's blocked QR is not bit-reproducible across thread counts; run it on one."""
+    threads = torch.get_num_threads()
+    try:
+        if threads != 1:
+            torch.set_num_threads(1)
+        yield
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
+
+
+def _haar_orthogonal(gaussian: torch.Tensor) -> torch.Tensor:
+    """Rows (or columns, whichever are fewer) orthonormal; Haar distributed for Gaussian input
+    (Mezzadri, How to generate random matrices from the classical compact groups, 2007)."""
+    rows, cols = gaussian.shape
+    tall = gaussian if rows >= cols else gaussian.T
+    with _one_thread():
+        q, r = torch.linalg.qr(tall)
+    signs = torch.sign(torch.diagonal(r))
+    q = q * torch.where(signs == 0, torch.ones_like(signs), signs)
+    return q if rows >= cols else q.T
+
+
+def _check_gain(spec: Spec) -> None:
+    _set(spec, "gain", check_positive_finite("gain", spec.gain))  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass(frozen=True)
+class Orthogonal(Spec):
+    """A (semi-)orthogonal matrix times `gain`, trailing dims flattened: W W^T = gain^2 I when
+    rows <= cols, W^T W = gain^2 I otherwise (Saxe et al., Exact solutions to the nonlinear
+    dynamics of learning in deep linear neural networks, 2013, https://arxiv.org/abs/1312.6120).
+    The Gaussian matrix comes from the keyed stream of the whole logical tensor; QR runs in
+    float64 on one thread so the result is reproducible bit for bit."""
+
+    gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_gain(self)
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        _need_ndim(self, shape, 2, "(rows, cols, ...)")
+
+    def std(self, fans: Fans | None = None) -> float:
+        if fans is None:
+            raise InitError("Orthogonal.std needs `fans`.")
+        rows = fans.fan_out // max(fans.receptive_field, 1)
+        return self.gain / math.sqrt(max(rows, fans.fan_in))
+
+    def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
+        matrix = draw("normal", (0.0, 1.0), 0).reshape(shape[0], -1)
+        return (self.gain * _haar_orthogonal(matrix)).reshape(shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeltaOrthogonal(Spec):
+    """Convolution kernels that are zero except an orthogonal centre tap times `gain` (Xiao et
+    al., Dynamical Isometry and a Mean Field Theory of CNNs, 2018,
+    https://arxiv.org/abs/1806.05393). Needs out_channels >= in_channels for isometry."""
+
+    gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_gain(self)
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        _need_ndim(self, shape, 3, "(out, in, *kernel)")
+
+    def std(self, fans: Fans | None = None) -> float:
+        if fans is None:
+            raise InitError("DeltaOrthogonal.std needs `fans`.")
+        rf = max(fans.receptive_field, 1)
+        out, inp = fans.fan_out // rf, fans.fan_in // rf
+        energy = self.gain**2 * min(out, inp)  # sum of squares of the centre tap
+        total = out * inp * rf
+        return math.sqrt(energy / total)
+
+    def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
+        centre = tuple(k // 2 for k in shape[2:])
+        gaussian = draw("normal", (0.0, 1.0), 0)[(slice(None), slice(None), *centre)]
+        full = torch.zeros(shape, dtype=torch.float64, device=gaussian.device)
+        full[(slice(None), slice(None), *centre)] = self.gain * _haar_orthogonal(gaussian)
+        return full
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity(Spec):
+    """`gain` times the identity: eye for 2-d weights, Dirac (centre tap) for convolutions, per
+    group (torch's ``eye_`` and ``dirac_``)."""
+
+    gain: float = 1.0
+    groups: int = 1
+
+    def __post_init__(self) -> None:
+        _check_gain(self)
+        if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 1:
+            raise InitError(f"`groups` must be a positive int, got {self.groups!r}.")
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        _need_ndim(self, shape, 2, "(out, in, ...)")
+        if shape[0] % self.groups:
+            raise InitError(
+                f"`groups` (={self.groups}) must divide out_channels (={shape[0]}) of shape "
+                f"{shape}."
+            )
+
+    def std(self, fans: Fans | None = None) -> float:
+        if fans is None:
+            raise InitError("Identity.std needs `fans`.")
+        p = 1.0 / max(fans.fan_in, fans.fan_out)  # fraction of entries equal to gain
+        return self.gain * math.sqrt(p * (1.0 - p))
+
+    def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
+        full = torch.zeros(shape, dtype=torch.float64)
+        per_group = shape[0] // self.groups
+        centre = tuple(k // 2 for k in shape[2:])
+        for g in range(self.groups):
+            for d in range(min(per_group, shape[1])):
+                full[(g * per_group + d, d, *centre)] = self.gain
+        return full
+
+
+@dataclasses.dataclass(frozen=True)
+class Sparse(Spec):
+    """In each column, a fraction `sparsity` of the rows zero and the rest N(0, std^2) (Martens,
+    Deep learning via Hessian-free optimization, 2010; torch's ``sparse_``). 2-d only."""
+
+    sparsity: float = 0.9
+    std_: float = dataclasses.field(default=0.01, metadata={"name": "std"})
+
+    def __init__(self, sparsity: float = 0.9, std: float = 0.01) -> None:
+        value = check_finite("sparsity", sparsity)
+        if not 0.0 <= value < 1.0:
+            raise InitError(f"`sparsity` must be in [0, 1), got {sparsity!r}.")
+        _set(self, "sparsity", value)
+        _set(self, "std_", check_positive_finite("std", std))
+
+    def __repr__(self) -> str:
+        return f"Sparse(sparsity={self.sparsity!r}, std={self.std_!r})"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": "Sparse", "sparsity": self.sparsity, "std": self.std_}
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != 2:
+            raise InitError(f"Sparse needs a 2-d (rows, cols) tensor, got shape {shape}.")
+
+    def std(self, fans: Fans | None = None) -> float:
+        if fans is None:
+            raise InitError("Sparse.std needs `fans`.")
+        rows = fans.fan_out
+        zeros = math.ceil(self.sparsity * rows)
+        return self.std_ * math.sqrt(1.0 - zeros / rows)
+
+    def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
+        values = draw("normal", (0.0, self.std_), 0)
+        order = draw("uniform", (0.0, 1.0), 1).argsort(dim=0, stable=True)
+        zeros = math.ceil(self.sparsity * shape[0])
+        mask = torch.zeros(shape, dtype=torch.bool, device=values.device)
+        mask.scatter_(0, order[:zeros], True)
+        return values.masked_fill_(mask, 0.0)
+
+
+def _hadamard(m: int) -> torch.Tensor:
+    """The 2^m x 2^m Sylvester Hadamard matrix, entries +-1."""
+    h = torch.ones(1, 1, dtype=torch.float64)
+    for _ in range(m):
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return h
+
+
+@dataclasses.dataclass(frozen=True)
+class ZerO(Spec):
+    """Deterministic init from zeros and ones (Zhao et al., ZerO Initialization: Initializing
+    Neural Networks with only Zeros and Ones, 2021, https://arxiv.org/abs/2110.12661,
+    Algorithm 1). For a weight mapping n inputs to p outputs: the partial identity when
+    p <= n; when p > n, c H_m[:p, :n] with H_m the 2^m Hadamard matrix, m = ceil(log2 p) and
+    c = 2^(-(m-1)/2). Convolutions get that matrix at the centre tap."""
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        _need_ndim(self, shape, 2, "(out, in, ...)")
+
+    @staticmethod
+    def matrix(out: int, inp: int) -> torch.Tensor:
+        """The (out, in) matrix of Algorithm 1, float64."""
+        if out <= inp:
+            return torch.eye(out, inp, dtype=torch.float64)
+        m = math.ceil(math.log2(out))
+        return 2.0 ** (-(m - 1) / 2) * _hadamard(m)[:out, :inp]
+
+    def std(self, fans: Fans | None = None) -> float:
+        if fans is None:
+            raise InitError("ZerO.std needs `fans`.")
+        rf = max(fans.receptive_field, 1)
+        block = self.matrix(fans.fan_out // rf, fans.fan_in // rf)
+        count = block.numel() * rf
+        mean = float(block.sum()) / count
+        return math.sqrt(max(float((block**2).sum()) / count - mean * mean, 0.0))
+
+    def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
+        full = torch.zeros(shape, dtype=torch.float64)
+        centre = tuple(k // 2 for k in shape[2:])
+        full[(slice(None), slice(None), *centre)] = self.matrix(shape[0], shape[1])
+        return full

@@ -1,0 +1,109 @@
+"""The mean-field edge of chaos: where a deep random network neither orders nor explodes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._errors import InitError, check_positive_finite
+from ._activations import Activation, Params, resolve_activation
+from ._gain import second_moment
+
+# Activations that are positively homogeneous (phi(c x) = c phi(x) for c > 0): for them the
+# length map is linear in q, so chi_1 = 1 holds for every q and q* is not a single number.
+_HOMOGENEOUS = ("linear", "relu", "leaky_relu")
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """Where chi_1 = 1 at the fixed point of the length map.
+
+    Attributes:
+        weight_std: sigma_w, the weight std times sqrt(fan_in).
+        bias_std: sigma_b, the bias std it was computed for.
+        q_star: the fixed point of the pre-activation variance q. ``0.0`` when the fixed point
+            is the origin; ``inf`` when it diverges; ``nan`` when every q is a fixed point
+            (positively homogeneous activations without bias).
+        chi1: sigma_w^2 E[phi'(sqrt(q*) z)^2], 1 up to the solver's tolerance.
+    """
+
+    weight_std: float
+    bias_std: float
+    q_star: float
+    chi1: float
+
+
+def _ratio(act: Activation, q: float) -> float:
+    """E[phi(sqrt q z)^2] / E[phi'(sqrt q z)^2]: sigma_w^2 times this is the length map at q."""
+    denominator = second_moment(act, q=q, derivative=True)
+    if denominator <= 0:
+        raise InitError(f"`activation` {act.label} has phi' = 0 almost everywhere at q={q:g}.")
+    return second_moment(act, q=q) / denominator
+
+
+def critical_point(activation: object = "tanh", *, bias_std: float = 0.0,
+                   params: Params | None = None) -> CriticalPoint:
+    r"""The weight std on the edge of chaos for `activation` and `bias_std`.
+
+    Mean-field theory of deep random networks (Poole et al., Exponential expressivity in deep
+    neural networks through transient chaos, 2016, https://arxiv.org/abs/1606.05340; Schoenholz
+    et al., Deep Information Propagation, 2017, https://arxiv.org/abs/1611.01232): with weights
+    N(0, sigma_w^2 / fan_in) and biases N(0, sigma_b^2), the pre-activation variance follows
+
+    .. math::
+
+        q_{l+1} = \sigma_w^2\,\mathbb{E}[\phi(\sqrt{q_l} z)^2] + \sigma_b^2, \qquad
+        \chi_1 = \sigma_w^2\,\mathbb{E}[\phi'(\sqrt{q^*} z)^2].
+
+    Correlations between inputs are preserved to the greatest depth at chi_1 = 1. We solve the
+    two equations jointly: for each q the condition chi_1 = 1 fixes sigma_w, and the fixed-point
+    equation picks q* by bisection on a log grid of q in [1e-12, 1e4].
+
+    Returns:
+        A `CriticalPoint`. ReLU gives sigma_w = sqrt(2) (q* any value without bias, infinite
+        with); tanh without bias gives sigma_w = 1 at q* = 0.
+
+    Raises:
+        InitError: bad `bias_std`, or an activation with no critical point in that range.
+    """
+    bias = check_positive_finite("bias_std", bias_std, allow_zero=True)
+    act = resolve_activation(activation, params)
+    if act.name in _HOMOGENEOUS:
+        sigma_w = 1.0 / math.sqrt(second_moment(act, derivative=True))
+        return CriticalPoint(sigma_w, bias, math.nan if bias == 0 else math.inf, 1.0)
+
+    def excess(q: float) -> float:  # sigma_w(q)^2 E[phi^2] + sigma_b^2 - q; zero at q*
+        return _ratio(act, q) + bias**2 - q
+
+    # Without bias the origin is a fixed point of odd activations; crossings below q = 1e-6 are
+    # then rounding noise around it (excess(q) is O(q^2) there), not a second fixed point.
+    grid = np.logspace(-12 if bias > 0 else -6, 4, 161)
+    values = [excess(float(q)) for q in grid]
+    crossing = next(
+        (i for i in range(len(grid) - 1) if values[i] >= 0 > values[i + 1]), None
+    )
+    if crossing is None:
+        if all(v < 0 for v in values) and bias == 0:
+            slope = second_moment(act, q=0.0, derivative=True)  # phi'(0)^2
+            if slope <= 0:
+                raise InitError(f"`activation` {act.label} has phi'(0) = 0: no critical point.")
+            return CriticalPoint(1.0 / math.sqrt(slope), bias, 0.0, 1.0)
+        raise InitError(
+            f"`activation` {act.label} with `bias_std`={bias!r} has no fixed point with "
+            "chi_1 = 1 for q in [1e-12, 1e4]; try a smaller bias_std."
+        )
+    lo, hi = float(grid[crossing]), float(grid[crossing + 1])
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if excess(mid) >= 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-14 * hi:
+            break
+    q_star = 0.5 * (lo + hi)
+    weight_var = 1.0 / second_moment(act, q=q_star, derivative=True)
+    chi1 = weight_var * second_moment(act, q=q_star, derivative=True)
+    return CriticalPoint(math.sqrt(weight_var), bias, q_star, chi1)
