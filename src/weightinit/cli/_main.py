@@ -41,7 +41,6 @@ def _cmd_gain(args: argparse.Namespace) -> int:
 
 
 def _tour_rows() -> list[dict[str, Any]]:
-    import torch
 
     rows = []
     for name in ("relu", "tanh", "sigmoid", "gelu", "silu", "selu", "elu", "mish", "linear"):

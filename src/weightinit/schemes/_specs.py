@@ -342,7 +342,13 @@ def _haar_orthogonal(gaussian: torch.Tensor) -> torch.Tensor:
         q, r = torch.linalg.qr(tall)
     signs = torch.sign(torch.diagonal(r))
     q = q * torch.where(signs == 0, torch.ones_like(signs), signs)
-    return q if rows >= cols else q.T
+    result: torch.Tensor = q if rows >= cols else q.T
+    return result
+
+
+def _centre_tap(shape: tuple[int, ...]) -> tuple[slice | int, ...]:
+    """Index of the (out, in) matrix at the kernel's centre: [:, :, k1 // 2, k2 // 2, ...]."""
+    return (slice(None), slice(None), *(k // 2 for k in shape[2:]))
 
 
 def _check_gain(spec: Spec) -> None:
@@ -400,10 +406,10 @@ class DeltaOrthogonal(Spec):
         return math.sqrt(energy / total)
 
     def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
-        centre = tuple(k // 2 for k in shape[2:])
-        gaussian = draw("normal", (0.0, 1.0), 0)[(slice(None), slice(None), *centre)]
+        tap = _centre_tap(shape)
+        gaussian = draw("normal", (0.0, 1.0), 0)[tap]
         full = torch.zeros(shape, dtype=torch.float64, device=gaussian.device)
-        full[(slice(None), slice(None), *centre)] = self.gain * _haar_orthogonal(gaussian)
+        full[tap] = self.gain * _haar_orthogonal(gaussian)
         return full
 
 
@@ -482,7 +488,8 @@ class Sparse(Spec):
         zeros = math.ceil(self.sparsity * shape[0])
         mask = torch.zeros(shape, dtype=torch.bool, device=values.device)
         mask.scatter_(0, order[:zeros], True)
-        return values.masked_fill_(mask, 0.0)
+        result: torch.Tensor = values.masked_fill_(mask, 0.0)
+        return result
 
 
 def _hadamard(m: int) -> torch.Tensor:
@@ -510,7 +517,8 @@ class ZerO(Spec):
         if out <= inp:
             return torch.eye(out, inp, dtype=torch.float64)
         m = math.ceil(math.log2(out))
-        return 2.0 ** (-(m - 1) / 2) * _hadamard(m)[:out, :inp]
+        scale: float = 2.0 ** (-(m - 1) / 2)
+        return scale * _hadamard(m)[:out, :inp]
 
     def std(self, fans: Fans | None = None) -> float:
         if fans is None:
@@ -523,6 +531,5 @@ class ZerO(Spec):
 
     def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
         full = torch.zeros(shape, dtype=torch.float64)
-        centre = tuple(k // 2 for k in shape[2:])
-        full[(slice(None), slice(None), *centre)] = self.matrix(shape[0], shape[1])
+        full[_centre_tap(shape)] = self.matrix(shape[0], shape[1])
         return full

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal, NamedTuple
 
 from .._errors import InitError
@@ -27,14 +27,16 @@ class Fans(NamedTuple):
 def _as_shape(shape: object) -> tuple[int, ...]:
     if hasattr(shape, "shape") and not isinstance(shape, (tuple, list)):
         shape = tuple(shape.shape)
+    if not isinstance(shape, Iterable):
+        raise InitError(f"`shape` must be a sequence of ints, got {shape!r}.")
     try:
-        dims = tuple(shape)  # type: ignore[call-overload]
+        dims: tuple[object, ...] = tuple(shape)
     except TypeError:
         raise InitError(f"`shape` must be a sequence of ints, got {shape!r}.") from None
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, int) or d < 0:
             raise InitError(f"`shape` must hold non-negative ints, got {shape!r}.")
-    return dims
+    return dims  # type: ignore[return-value]  # checked element by element above
 
 
 def _need(shape: Sequence[int], low: int, layout: str, form: str) -> None:

@@ -79,7 +79,7 @@ def _torch_gain(act: Activation) -> float:
             "Use mode='forward' for the gain computed from the activation itself."
         )
     param = dict(act.params).get("negative_slope")
-    return float(torch.nn.init.calculate_gain(act.name, param))
+    return float(torch.nn.init.calculate_gain(act.name, param))  # type: ignore[arg-type]
 
 
 def gain(activation: object = "relu", *, mode: GainMode = "forward",

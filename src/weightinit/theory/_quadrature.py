@@ -41,6 +41,6 @@ def gaussian_nodes() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def gaussian_expectation(values: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """E[values(Z)] for Z ~ N(0, 1); `values` maps the float64 node tensor to a same-shape tensor."""
+    """E[values(Z)] for Z ~ N(0, 1); `values` maps the float64 nodes to a same-shape tensor."""
     nodes, weights = gaussian_nodes()
     return float((values(nodes) * weights).sum())

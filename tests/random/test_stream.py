@@ -1,0 +1,172 @@
+"""The keyed stream's guarantees: a value depends only on (seed, key, index, distribution), so
+any region, split, thread count or backend gives the same bits."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+import weightinit as wi
+from weightinit.random import fill_keyed_, philox4x32_reference
+
+DISTS = [
+    ("uniform", (-0.5, 1.5)),
+    ("normal", (0.25, 2.0)),
+    ("truncated_normal", (0.0, 1.0, -2.0, 2.0)),
+    ("truncated_normal", (1.0, 0.5, 0.5, 3.0)),  # one-sided, takes the mirrored path
+]
+
+
+def _fill(shape, kind, params, **kw):
+    out = torch.empty(shape, dtype=kw.pop("dtype", torch.float32))
+    return fill_keyed_(out, kind, params, seed=kw.pop("seed", 7), key=kw.pop("key", "w"), **kw)
+
+
+@pytest.mark.parametrize(("kind", "params"), DISTS)
+def test_same_seed_and_key_same_bits(kind, params):
+    a = _fill((300, 70), kind, params)
+    b = _fill((300, 70), kind, params)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, _fill((300, 70), kind, params, seed=8))
+    assert not torch.equal(a, _fill((300, 70), kind, params, key="v"))
+
+
+def _blocks(shape, cuts):
+    """Rectangular blocks of a 2-d shape split at the given row and column cut points."""
+    rows = [0, *cuts[0], shape[0]]
+    cols = [0, *cuts[1], shape[1]]
+    for r0, r1 in itertools.pairwise(rows):
+        for c0, c1 in itertools.pairwise(cols):
+            yield (r0, c0), (r1 - r0, c1 - c0)
+
+
+SPLITS = {
+    "2 row shards": ([50], []),
+    "4 row shards": ([25, 50, 75], []),
+    "2 column shards": ([], [33]),
+    "odd 3x3 grid": ([17, 61], [5, 40]),
+}
+
+
+@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize(("kind", "params"), DISTS)
+def test_shards_equal_slices_of_the_full_fill(split, kind, params):
+    shape = (100, 67)
+    full = _fill(shape, kind, params)
+    for offset, size in _blocks(shape, SPLITS[split]):
+        part = _fill(size, kind, params, global_shape=shape, offset=offset)
+        expected = full[offset[0]:offset[0] + size[0], offset[1]:offset[1] + size[1]]
+        assert torch.equal(part, expected), (split, offset, size)
+
+
+def test_shards_of_a_4d_conv_weight_along_every_dim():
+    shape = (8, 6, 3, 5)
+    full = _fill(shape, "normal", (0.0, 1.0))
+    for dim in range(4):
+        for start in range(0, shape[dim], 2):
+            size = list(shape)
+            size[dim] = min(2, shape[dim] - start)
+            offset = [0, 0, 0, 0]
+            offset[dim] = start
+            part = _fill(tuple(size), "normal", (0.0, 1.0), global_shape=shape, offset=offset)
+            assert torch.equal(part, full.narrow(dim, start, size[dim]))
+
+
+def test_chunk_size_does_not_change_values():
+    a = _fill((1000, 37), "normal", (0.0, 1.0))
+    b = _fill((1000, 37), "normal", (0.0, 1.0), chunk=999)  # blocks of whole rows
+    assert torch.equal(a, b)
+    c = _fill((20, 37), "normal", (0.0, 1.0), chunk=5)  # rows split into pieces
+    assert torch.equal(a[:20], c)
+
+
+def test_non_contiguous_tensor_gets_the_same_values():
+    a = _fill((40, 30), "uniform", (0.0, 1.0))
+    t = torch.empty(30, 40).T  # a (40, 30) view that is not contiguous
+    fill_keyed_(t, "uniform", (0.0, 1.0), seed=7, key="w")
+    assert torch.equal(a, t)
+
+
+def test_value_at_a_high_index_matches_the_reference_generator():
+    """The whole pipeline for one element past 2**32: counter words, key, bits to float."""
+    seed, key, index = 3, "big.weight", (1 << 33) + 12345
+    got = torch.empty(1, dtype=torch.float64)
+    fill_keyed_(got, "uniform", (0.0, 1.0), seed=seed, key=key, global_shape=(1 << 34,),
+                offset=(index,))
+    words = philox4x32_reference((index & 0xFFFFFFFF, index >> 32, 0, 0), wi.derive_key(seed, key))
+    m53 = (words[0] >> 6) * (1 << 27) + (words[1] >> 5)
+    assert float(got) == m53 * 2.0**-53
+
+    normal = torch.empty(1, dtype=torch.float64)
+    fill_keyed_(normal, "normal", (0.0, 1.0), seed=seed, key=key, global_shape=(1 << 34,),
+                offset=(index,))
+    u1 = ((words[0] >> 6) * (1 << 27) + (words[1] >> 5) + 1) * 2.0**-53
+    u2 = ((words[2] >> 6) * (1 << 27) + (words[3] >> 5)) * 2.0**-53
+    expected = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    assert float(normal) == pytest.approx(expected, rel=1e-14, abs=1e-15)
+
+
+def test_different_keys_are_uncorrelated():
+    # For independent streams the sample correlation of n = 2**20 pairs has std 1/sqrt(n) ~ 1e-3,
+    # so |r| < 0.01 is a 10-sigma bound.
+    n = 1 << 20
+    a = _fill((n,), "normal", (0.0, 1.0), key="layer1.weight").double()
+    b = _fill((n,), "normal", (0.0, 1.0), key="layer2.weight").double()
+    c = _fill((n,), "normal", (0.0, 1.0), key="layer1.weight", seed=8).double()
+    for other in (b, c):
+        r = torch.corrcoef(torch.stack([a, other]))[0, 1].item()
+        assert abs(r) < 0.01, r
+    # Neighbouring elements of one stream are uncorrelated too (counter = element index).
+    r = torch.corrcoef(torch.stack([a[:-1], a[1:]]))[0, 1].item()
+    assert abs(r) < 0.01, r
+
+
+@pytest.mark.parametrize(("kind", "params"), DISTS[:3])
+def test_thread_count_does_not_change_values(kind, params):
+    torch.set_num_threads(1)
+    one = _fill((1 << 18,), kind, params)
+    torch.set_num_threads(2)
+    two = _fill((1 << 18,), kind, params)
+    assert torch.equal(one, two)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "params"), DISTS[:3])
+def test_compiled_backend_gives_the_same_bits_as_eager(kind, params):
+    # Covers the compiled kernel on a full chunk, on a ragged tail and on a region, on 1 and
+    # 2 threads. The first call compiles (tens of seconds on a 2-core machine).
+    shape = ((1 << 20) + 4099,)
+    eager = _fill(shape, kind, params, backend="eager")
+    compiled = _fill(shape, kind, params, backend="compiled")
+    assert torch.equal(eager, compiled)
+    region = _fill((100, 33), kind, params, backend="compiled", global_shape=(300, 101),
+                   offset=(17, 60))
+    full = _fill((300, 101), kind, params, backend="eager")
+    assert torch.equal(region, full[17:117, 60:93])
+    torch.set_num_threads(2)
+    assert torch.equal(_fill(shape, kind, params, backend="compiled"), eager)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_every_float_dtype_is_the_rounded_float64_value(dtype):
+    wide = _fill((500,), "normal", (0.0, 1.0), dtype=torch.float64)
+    narrow = _fill((500,), "normal", (0.0, 1.0), dtype=dtype)
+    assert torch.equal(narrow, wide.to(dtype))
+
+
+def test_bad_arguments_are_refused_and_leave_the_tensor_unchanged():
+    t = torch.full((4, 5), 7.0)
+    cases = [
+        (dict(kind="poisson", params=(1.0,)), "`kind`"),
+        (dict(kind="normal", params=(0.0, 1.0), global_shape=(4, 4), offset=(0, 0)), "`offset`"),
+        (dict(kind="normal", params=(0.0, 1.0), global_shape=(8, 5), offset=(5, 0)), "outside"),
+        (dict(kind="normal", params=(0.0, 1.0), global_shape=(8, 5, 1)), "one entry per dim"),
+        (dict(kind="normal", params=(0.0, 1.0), offset=(1, 0)), "needs `global_shape`"),
+        (dict(kind="normal", params=(0.0, 1.0), global_shape=(8, -5)), "non-negative"),
+        (dict(kind="normal", params=(0.0, 1.0), backend="gpu"), "`backend`"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(wi.InitError, match=match):
+            fill_keyed_(t, seed=0, key="w", **kwargs)
+        assert torch.equal(t, torch.full((4, 5), 7.0)), kwargs
