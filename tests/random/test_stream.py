@@ -170,3 +170,21 @@ def test_bad_arguments_are_refused_and_leave_the_tensor_unchanged():
         with pytest.raises(wi.InitError, match=match):
             fill_keyed_(t, seed=0, key="w", **kwargs)
         assert torch.equal(t, torch.full((4, 5), 7.0)), kwargs
+
+
+def test_ndtri_matches_scipy_to_rounding():
+    """AS 241 in torch ops (the truncated normal's inverse CDF) against scipy's ndtri."""
+    from scipy.special import ndtri as scipy_ndtri
+
+    from weightinit.random._stream import ndtri
+
+    p = torch.cat([
+        torch.logspace(-300, -1, 2000, dtype=torch.float64),
+        torch.linspace(0.01, 0.99, 20001, dtype=torch.float64),
+        1 - torch.logspace(-16, -1, 2000, dtype=torch.float64),
+    ])
+    ours, ref = ndtri(p), torch.from_numpy(scipy_ndtri(p.numpy()))
+    # AS 241 is accurate to about 1e-16 relative; allow a few ulps of float64 rounding.
+    big = ref.abs() > 1e-3
+    assert ((ours - ref).abs()[big] / ref.abs()[big]).max() < 1e-14
+    assert (ours - ref).abs().max() < 1e-13

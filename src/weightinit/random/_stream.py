@@ -76,20 +76,72 @@ def _normal_kernel(out: torch.Tensor, starts: torch.Tensor, key: torch.Tensor,
     out.copy_(affine[0] + affine[1] * z)
 
 
-def _open_uniform_kernel(out: torch.Tensor, starts: torch.Tensor, key: torch.Tensor,
-                         substream: torch.Tensor, affine: torch.Tensor) -> None:
-    """P = affine[0] + affine[1] * U with U in the open interval (0, 1), into a float64 `out`."""
+# Wichura, Algorithm AS 241: The Percentage Points of the Normal Distribution, 1988 (PPND16):
+# rational approximations with relative error about 1e-16, in three regions of p.
+_AS241_CENTRAL = (
+    (3.3871328727963666080e0, 1.3314166789178437745e2, 1.9715909503065514427e3,
+     1.3731693765509461125e4, 4.5921953931549871457e4, 6.7265770927008700853e4,
+     3.3430575583588128105e4, 2.5090809287301226727e3),
+    (1.0, 4.2313330701600911252e1, 6.8718700749205790830e2, 5.3941960214247511077e3,
+     2.1213794301586595867e4, 3.9307895800092710610e4, 2.8729085735721942674e4,
+     5.2264952788528545610e3),
+)
+_AS241_NEAR = (
+    (1.42343711074968357734e0, 4.63033784615654529590e0, 5.76949722146069140550e0,
+     3.64784832476320460504e0, 1.27045825245236838258e0, 2.41780725177450611770e-1,
+     2.27238449892691845833e-2, 7.74545014278341407640e-4),
+    (1.0, 2.05319162663775882187e0, 1.67638483018380384940e0, 6.89767334985100004550e-1,
+     1.48103976427480074590e-1, 1.51986665636164571966e-2, 5.47593808499534494600e-4,
+     1.05075007164441684324e-9),
+)
+_AS241_FAR = (
+    (6.65790464350110377720e0, 5.46378491116411436990e0, 1.78482653991729133580e0,
+     2.96560571828504891230e-1, 2.65321895265761230930e-2, 1.24266094738807843860e-3,
+     2.71155556874348757815e-5, 2.01033439929228813265e-7),
+    (1.0, 5.99832206555887937690e-1, 1.36929880922735805310e-1, 1.48753612908506148525e-2,
+     7.86869131145613259100e-4, 1.84631831751005468180e-5, 1.42151175831644588870e-7,
+     2.04426310338993978564e-15),
+)
+
+
+def _rational(coefficients: tuple[tuple[float, ...], tuple[float, ...]],
+              x: torch.Tensor) -> torch.Tensor:
+    numerator, denominator = coefficients
+    top = torch.full_like(x, numerator[-1])
+    for c in reversed(numerator[:-1]):
+        top = top * x + c
+    bottom = torch.full_like(x, denominator[-1])
+    for c in reversed(denominator[:-1]):
+        bottom = bottom * x + c
+    return top / bottom
+
+
+def ndtri(p: torch.Tensor) -> torch.Tensor:
+    """The standard normal quantile Phi^-1(p) for float64 p in (0, 1), in plain torch ops (so it
+    compiles into the fill kernel; torch.special.ndtri would run as a separate pass)."""
+    q = p - 0.5
+    central = q * _rational(_AS241_CENTRAL, 0.180625 - q * q)
+    r = torch.sqrt(-torch.log(torch.minimum(p, 1.0 - p)))
+    tail = torch.where(r <= 5.0, _rational(_AS241_NEAR, r - 1.6), _rational(_AS241_FAR, r - 5.0))
+    tail = torch.where(q < 0.0, -tail, tail)
+    return torch.where(q.abs() <= 0.425, central, tail)
+
+
+def _truncated_kernel(out: torch.Tensor, starts: torch.Tensor, key: torch.Tensor,
+                      substream: torch.Tensor, affine: torch.Tensor) -> None:
+    """affine = (Phi(lo), Phi(hi) - Phi(lo), lo, hi, mean, scale): mean + scale * Phi^-1(P)."""
     w0, w1, _, _ = _words(starts, out.shape[-1], key, substream)
     m52 = _m26(w0, 6) * 67108864.0 + _m26(w1, 6)
-    u = (2.0 * m52 + 1.0) * 2.0**-53
-    out.copy_(affine[0] + affine[1] * u)
+    u = (2.0 * m52 + 1.0) * 2.0**-53  # in the open interval (0, 1)
+    z = torch.clamp(ndtri(affine[0] + affine[1] * u), affine[2], affine[3])
+    out.copy_(affine[4] + affine[5] * z)
 
 
 KernelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
 _EAGER: dict[str, KernelFn] = {
     "uniform": _uniform_kernel,
     "normal": _normal_kernel,
-    "open_uniform": _open_uniform_kernel,
+    "truncated_normal": _truncated_kernel,
 }
 _COMPILED: dict[str, KernelFn] = {}
 
@@ -246,28 +298,21 @@ def fill_keyed_(
         mirror = a + b > 0  # sample the interval's mirror image in the lower tail, then negate
         lo, hi = (-b, -a) if mirror else (a, b)
         p_lo, p_hi = _std_normal_cdf(lo), _std_normal_cdf(hi)
-        affine = torch.tensor([p_lo, p_hi - p_lo], dtype=torch.float64, device=device)
-        kernel = _EAGER["open_uniform"] if chosen == "eager" else _compiled("open_uniform")
-        sign = -sigma if mirror else sigma
+        affine = torch.tensor([p_lo, p_hi - p_lo, lo, hi, mean, -sigma if mirror else sigma],
+                              dtype=torch.float64, device=device)
     else:
         first, second = (float(p) for p in params[:2])
         shift, scale = (first, second - first) if kind == "uniform" else (first, second)
         affine = torch.tensor([shift, scale], dtype=torch.float64, device=device)
-        kernel = _EAGER[kind] if chosen == "eager" else _compiled(kind)
 
+    kernel = _EAGER[kind] if chosen == "eager" else _compiled(kind)
     target = tensor if tensor.is_contiguous() else torch.empty_like(
         tensor, memory_format=torch.contiguous_format)
     flat = target.view(-1)
     with torch.no_grad():
         for position, rows, cols, block_starts in _blocks(starts, length, chunk):
             out = flat[position:position + rows * cols].view(rows, cols)
-            if kind == "truncated_normal":
-                p = torch.empty((rows, cols), dtype=torch.float64, device=device)
-                kernel(p, block_starts.to(device), key_words, sub, affine)
-                z = torch.special.ndtri(p).clamp_(lo, hi)
-                out.copy_(z.mul_(sign).add_(mean))
-            else:
-                kernel(out, block_starts.to(device), key_words, sub, affine)
+            kernel(out, block_starts.to(device), key_words, sub, affine)
         if target is not tensor:
             tensor.copy_(target)
     return tensor

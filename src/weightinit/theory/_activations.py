@@ -25,6 +25,10 @@ class Activation:
     name: str
     fn: TensorFn = field(repr=False, compare=False)
     params: tuple[tuple[str, Any], ...] = ()
+    known: bool = False
+    """True when resolved from weightinit's table of names (so closed forms apply)."""
+    kinks: tuple[float, ...] = ()
+    """Where phi or phi' is not smooth, if known: edges for the quadrature."""
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
@@ -125,7 +129,20 @@ def _named(name: str, params: Params | None) -> Activation:
     def call(x: torch.Tensor) -> torch.Tensor:
         return fn(x, **merged)
 
-    return Activation(key, call, tuple(sorted(merged.items())))
+    return Activation(key, call, tuple(sorted(merged.items())), known=True,
+                      kinks=_kinks(key, merged))
+
+
+def _kinks(name: str, params: dict[str, Any]) -> tuple[float, ...]:
+    if name == "hardtanh":
+        return (float(params["min_val"]), float(params["max_val"]))
+    if name == "relu6":
+        return (0.0, 6.0)
+    if name in ("hardswish", "hardsigmoid"):
+        return (-3.0, 3.0)
+    if name == "softplus":  # torch switches to the identity above threshold / beta
+        return (0.0, float(params["threshold"]) / float(params["beta"]))
+    return (0.0,)
 
 
 def _module(module: nn.Module) -> Activation:

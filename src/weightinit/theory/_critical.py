@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,51 +60,77 @@ def critical_point(activation: object = "tanh", *, bias_std: float = 0.0,
 
     Correlations between inputs are preserved to the greatest depth at chi_1 = 1. We solve the
     two equations jointly: for each q the condition chi_1 = 1 fixes sigma_w, and the fixed-point
-    equation picks q* by bisection on a log grid of q in [1e-12, 1e4].
+    equation picks q* by bisection on a log grid of q in [1e-12, 1e4]. Only an attracting fixed
+    point counts (slope of the length map below 1): that is where a deep network settles.
 
     Returns:
         A `CriticalPoint`. ReLU gives sigma_w = sqrt(2) (q* any value without bias, infinite
         with); tanh without bias gives sigma_w = 1 at q* = 0.
 
     Raises:
-        InitError: bad `bias_std`, or an activation with no critical point in that range.
+        InitError: bad `bias_std`, or an activation with no attracting critical point in that
+            range (GELU, SiLU, Mish and hardswish, for example: chi_1 stays below 1 wherever a
+            stable fixed point exists).
     """
     bias = check_positive_finite("bias_std", bias_std, allow_zero=True)
     act = resolve_activation(activation, params)
-    if act.name in _HOMOGENEOUS:
+    if act.known and act.name in _HOMOGENEOUS:
         sigma_w = 1.0 / math.sqrt(second_moment(act, derivative=True))
         return CriticalPoint(sigma_w, bias, math.nan if bias == 0 else math.inf, 1.0)
 
     def excess(q: float) -> float:  # sigma_w(q)^2 E[phi^2] + sigma_b^2 - q; zero at q*
         return _ratio(act, q) + bias**2 - q
 
-    # Without bias the origin is a fixed point of odd activations; crossings below q = 1e-6 are
-    # then rounding noise around it (excess(q) is O(q^2) there), not a second fixed point.
-    grid = np.logspace(-12 if bias > 0 else -6, 4, 161)
-    values = [excess(float(q)) for q in grid]
-    crossing = next(
-        (i for i in range(len(grid) - 1) if values[i] >= 0 > values[i + 1]), None
-    )
-    if crossing is None:
-        if all(v < 0 for v in values) and bias == 0:
-            slope = second_moment(act, q=0.0, derivative=True)  # phi'(0)^2
-            if slope <= 0:
-                raise InitError(f"`activation` {act.label} has phi'(0) = 0: no critical point.")
+    # Without bias the origin is a fixed point of activations with phi(0) = 0; crossings below
+    # q = 1e-6 are then rounding noise around it (excess(q) is O(q^2) there).
+    grid = [float(q) for q in np.logspace(-12 if bias > 0 else -6, 4, 161)]
+    values = [excess(q) for q in grid]
+    for i in range(len(grid) - 1):
+        if (values[i] >= 0) == (values[i + 1] >= 0):
+            continue
+        q_star = _bisect(excess, grid[i], grid[i + 1], rising=values[i] < 0)
+        weight_var = 1.0 / second_moment(act, q=q_star, derivative=True)
+        if _is_attracting(act, q_star, weight_var):
+            chi1 = weight_var * second_moment(act, q=q_star, derivative=True)
+            return CriticalPoint(math.sqrt(weight_var), bias, q_star, chi1)
+    if bias == 0 and all(v < 0 for v in values) and second_moment(act, q=0.0) == 0:
+        # The origin: chi_1 = sigma_w^2 E[phi'(sqrt(q) z)^2] as q -> 0+, which averages the
+        # squared one-sided slopes at a kink (SELU), hence a tiny q rather than q = 0.
+        slope = second_moment(act, q=1e-30, derivative=True)
+        if slope <= 0:
+            raise InitError(f"`activation` {act.label} has phi'(0) = 0: no critical point.")
+        # It counts only if small q shrinks back to 0 (tanh, SELU), not if it grows (GELU).
+        small = 1e-4
+        if second_moment(act, q=small) / slope < small * (1 - 1e-9):
             return CriticalPoint(1.0 / math.sqrt(slope), bias, 0.0, 1.0)
-        raise InitError(
-            f"`activation` {act.label} with `bias_std`={bias!r} has no fixed point with "
-            "chi_1 = 1 for q in [1e-12, 1e4]; try a smaller bias_std."
-        )
-    lo, hi = float(grid[crossing]), float(grid[crossing + 1])
+    raise InitError(
+        f"`activation` {act.label} with `bias_std`={bias!r} has no attracting fixed point with "
+        "chi_1 = 1 for q in [1e-12, 1e4]: a deep network with this activation and bias has no "
+        "edge of chaos. Odd activations such as tanh have one; GELU, SiLU, Mish and hardswish "
+        "do not."
+    )
+
+
+def _bisect(fn: Callable[[float], float], lo: float, hi: float, *, rising: bool) -> float:
+    """The root of `fn` in [lo, hi] by geometric bisection, to ~1e-14 relative."""
     for _ in range(200):
         mid = math.sqrt(lo * hi)
-        if excess(mid) >= 0:
+        if (fn(mid) < 0) == rising:
             lo = mid
         else:
             hi = mid
         if hi - lo <= 1e-14 * hi:
             break
-    q_star = 0.5 * (lo + hi)
-    weight_var = 1.0 / second_moment(act, q=q_star, derivative=True)
-    chi1 = weight_var * second_moment(act, q=q_star, derivative=True)
-    return CriticalPoint(math.sqrt(weight_var), bias, q_star, chi1)
+    return 0.5 * (lo + hi)
+
+
+def _is_attracting(act: Activation, q: float, weight_var: float) -> bool:
+    """Is q a stable fixed point of q -> sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 (slope < 1)?
+
+    Iterating the map, as a deep network does, only reaches a fixed point whose slope is below
+    one; an unstable crossing is not where the network settles."""
+    h = 1e-4
+    up = second_moment(act, q=q * (1 + h))
+    down = second_moment(act, q=q * (1 - h))
+    slope = weight_var * (up - down) / (2 * h * q)
+    return slope < 1.0 + 1e-6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from typing import Literal, NamedTuple
 
@@ -34,9 +35,9 @@ def _as_shape(shape: object) -> tuple[int, ...]:
     except TypeError:
         raise InitError(f"`shape` must be a sequence of ints, got {shape!r}.") from None
     for d in dims:
-        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or int(d) < 0:
             raise InitError(f"`shape` must hold non-negative ints, got {shape!r}.")
-    return dims  # type: ignore[return-value]  # checked element by element above
+    return tuple(int(d) for d in dims)  # type: ignore[call-overload]  # checked just above
 
 
 def _need(shape: Sequence[int], low: int, layout: str, form: str) -> None:

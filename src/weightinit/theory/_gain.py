@@ -55,11 +55,14 @@ def second_moment(activation: object, *, q: float = 1.0, derivative: bool = Fals
     act = resolve_activation(activation, params)
     scale = math.sqrt(q)
     fn = _derivative if derivative else _values
-    return gaussian_expectation(lambda z: fn(act, scale * z) ** 2)
+    edges = [k / scale for k in act.kinks] if scale > 0 else []
+    return gaussian_expectation(lambda z: fn(act, scale * z) ** 2, edges)
 
 
 def _closed_form(act: Activation) -> float | None:
     """The gain in closed form where phi is piecewise linear through 0 (both modes agree)."""
+    if not act.known:
+        return None  # a user's function is integrated, whatever it is called
     if act.name == "linear":
         return 1.0
     if act.name == "relu":
@@ -95,11 +98,11 @@ def gain(activation: object = "relu", *, mode: GainMode = "forward",
         g_{fwd} = \frac{1}{\sqrt{\mathbb{E}[\phi(z)^2]}}, \qquad
         g_{bwd} = \frac{1}{\sqrt{\mathbb{E}[\phi'(z)^2]}}, \qquad z \sim \mathcal{N}(0, 1).
 
-    Closed forms for linear, ReLU and leaky ReLU; quadrature otherwise (relative error below
-    1e-12, see `weightinit.theory._quadrature`), derivatives by autograd.
+    Closed forms for linear, ReLU and leaky ReLU; adaptive quadrature otherwise (relative
+    error ~1e-15, see `weightinit.theory._quadrature`), derivatives by autograd.
 
     NOTE: this differs from `torch.nn.init.calculate_gain`, a table chosen by other criteria:
-    torch gives tanh 5/3 (ours 1.592537), sigmoid 1 (ours 1.846229) and SELU 3/4 (ours 1.000012,
+    torch gives tanh 5/3 (ours 1.592537), sigmoid 1 (ours 1.846229) and SELU 3/4 (ours 1.0,
     because SELU is built to preserve unit variance). ``mode="torch"`` returns torch's value.
 
     Args:
@@ -124,6 +127,11 @@ def gain(activation: object = "relu", *, mode: GainMode = "forward",
         raise InitError(f"`mode` must be one of {', '.join(_MODES)}, got {mode!r}.")
     act = resolve_activation(activation, params)
     if mode == "torch":
+        if not act.known:
+            raise InitError(
+                f"`activation` {act.label} is a user function; torch's calculate_gain only "
+                "knows names. Use mode='forward'."
+            )
         return _torch_gain(act)
     closed = _closed_form(act)
     if closed is not None:

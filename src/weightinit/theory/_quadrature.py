@@ -1,46 +1,82 @@
-"""Expectations under the standard normal by composite Gauss–Legendre quadrature.
+"""Expectations under the standard normal by adaptive composite Gauss–Legendre quadrature.
 
 Gauss–Hermite quadrature is exact for polynomials but converges slowly on the kinks that
-activations are full of (ReLU at 0, ReLU6 at 6, hardtanh at ±1, hardswish at ±3): its error on
-E[relu(z)^2] is still ~1e-4 with 100 nodes. Instead we integrate f(z) φ(z) on [-12, 12] with
-16-point Gauss–Legendre panels of width 1/4. Every kink at a multiple of 1/4 falls on a panel
-boundary, where the rule needs no smoothness, and inside a panel the integrand is analytic, so the
-rule is accurate to rounding (relative error ~1e-15 on the closed forms we test against). The mass
-of φ beyond ±12 is 3.6e-33.
+activations are full of (ReLU at 0, ReLU6 at 6, hardtanh at its limits): its error on
+E[relu(z)^2] is still ~1e-4 with 100 nodes, and that is how tables come to list SELU's gain
+as 1.000012 instead of 1. Instead we integrate f(z) φ(z) on [-12, 12] with 16-point
+Gauss–Legendre panels of width 1/4, plus panel edges at any breakpoints the caller knows.
+Where a panel's estimate and the sum over its two halves disagree (a kink inside it, from a
+user's function), the panel is split again, up to 48 times. Inside a kink-free panel the
+integrand is analytic and the rule is accurate to rounding (relative error ~1e-15 on the closed
+forms we test). The mass of φ beyond ±12 is 3.6e-33.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 
 _HALF_WIDTH = 12.0
 _PANEL = 0.25
-_NODES_PER_PANEL = 16
+_NODES = 16
+_MAX_LEVELS = 48
+_REL_TOL = 1e-15
 
 
 @functools.cache
-def _nodes_and_weights() -> tuple[torch.Tensor, torch.Tensor]:
-    x, w = np.polynomial.legendre.leggauss(_NODES_PER_PANEL)
-    edges = np.arange(-_HALF_WIDTH, _HALF_WIDTH, _PANEL)
-    half = _PANEL / 2
-    nodes = (edges[:, None] + half + half * x[None, :]).ravel()
-    weights = (half * np.broadcast_to(w, (edges.size, w.size))).ravel()
-    weights = weights * np.exp(-0.5 * nodes**2) / math.sqrt(2 * math.pi)
-    return torch.from_numpy(nodes), torch.from_numpy(weights)
+def _legendre() -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(_NODES)
 
 
-def gaussian_nodes() -> tuple[torch.Tensor, torch.Tensor]:
-    """Nodes z_i and weights w_i (float64) with sum_i w_i f(z_i) ≈ E[f(Z)], Z ~ N(0, 1)."""
-    nodes, weights = _nodes_and_weights()
-    return nodes.clone(), weights.clone()
+def _panel_nodes(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (panels x 16) and weights including the normal density, for panels [lo, hi]."""
+    x, w = _legendre()
+    half = (hi - lo)[:, None] / 2
+    nodes = (lo + hi)[:, None] / 2 + half * x[None, :]
+    weights = half * w[None, :] * np.exp(-0.5 * nodes**2) / math.sqrt(2 * math.pi)
+    return nodes, weights
 
 
-def gaussian_expectation(values: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """E[values(Z)] for Z ~ N(0, 1); `values` maps the float64 nodes to a same-shape tensor."""
-    nodes, weights = gaussian_nodes()
-    return float((values(nodes) * weights).sum())
+def _initial_edges(breakpoints: Iterable[float]) -> np.ndarray:
+    grid = np.arange(-_HALF_WIDTH, _HALF_WIDTH + _PANEL / 2, _PANEL)
+    extra = [b for b in breakpoints if math.isfinite(b) and -_HALF_WIDTH < b < _HALF_WIDTH]
+    return np.unique(np.concatenate([grid, np.asarray(extra, dtype=np.float64)]))
+
+
+def gaussian_expectation(values: Callable[[torch.Tensor], torch.Tensor],
+                         breakpoints: Iterable[float] = ()) -> float:
+    """E[values(Z)] for Z ~ N(0, 1).
+
+    Args:
+        values: maps a 1-d float64 tensor of nodes to a same-shape tensor.
+        breakpoints: points where `values` has a kink or jump, if known (they become panel
+            edges; unknown ones are found by adaptive splitting).
+    """
+    edges = _initial_edges(breakpoints)
+    lo, hi = edges[:-1], edges[1:]
+
+    def integrate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        nodes, weights = _panel_nodes(a, b)
+        f = values(torch.from_numpy(nodes.ravel())).to(torch.float64).numpy()
+        return np.asarray((f.reshape(nodes.shape) * weights).sum(axis=1))
+
+    whole = integrate(lo, hi)
+    scale = float(np.abs(whole).sum())
+    total = 0.0
+    for _ in range(_MAX_LEVELS):
+        mid = (lo + hi) / 2
+        halves = integrate(np.concatenate([lo, mid]), np.concatenate([mid, hi]))
+        left, right = halves[: lo.size], halves[lo.size:]
+        refined = left + right
+        done = np.abs(refined - whole) <= _REL_TOL * scale
+        total += float(refined[done].sum())
+        if done.all():
+            return total
+        keep = ~done
+        lo, hi = np.concatenate([lo[keep], mid[keep]]), np.concatenate([mid[keep], hi[keep]])
+        whole = np.concatenate([left[keep], right[keep]])
+    return total + float(whole.sum())
