@@ -88,23 +88,33 @@ def test_non_contiguous_tensor_gets_the_same_values():
     assert torch.equal(a, t)
 
 
-def test_value_at_a_high_index_matches_the_reference_generator():
-    """The whole pipeline for one element past 2**32: counter words, key, bits to float."""
-    seed, key, index = 3, "big.weight", (1 << 33) + 12345
-    got = torch.empty(1, dtype=torch.float64)
-    fill_keyed_(got, "uniform", (0.0, 1.0), seed=seed, key=key, global_shape=(1 << 34,),
-                offset=(index,))
-    words = philox4x32_reference((index & 0xFFFFFFFF, index >> 32, 0, 0), wi.derive_key(seed, key))
-    m53 = (words[0] >> 6) * (1 << 27) + (words[1] >> 5)
-    assert float(got) == m53 * 2.0**-53
+@pytest.mark.parametrize("index", [(1 << 33) + 12345, (1 << 33) + 12345 + 1024])
+def test_value_at_a_high_index_matches_the_reference_generator(index):
+    """The whole pipeline for one element past 2**32, in each half of a pair: the element's
+    pair and half, counter words, key, bits to float (see the layout in _stream's docstring)."""
+    seed, key = 3, "big.weight"
+    pair = 1024 * (index // 2048) + index % 1024
+    second_half = (index % 2048) // 1024 == 1
+    words = philox4x32_reference((pair & 0xFFFFFFFF, pair >> 32, 0, 0), wi.derive_key(seed, key))
 
-    normal = torch.empty(1, dtype=torch.float64)
-    fill_keyed_(normal, "normal", (0.0, 1.0), seed=seed, key=key, global_shape=(1 << 34,),
-                offset=(index,))
-    u1 = ((words[0] >> 6) * (1 << 27) + (words[1] >> 5) + 1) * 2.0**-53
-    u2 = ((words[2] >> 6) * (1 << 27) + (words[3] >> 5)) * 2.0**-53
-    expected = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-    assert float(normal) == pytest.approx(expected, rel=1e-14, abs=1e-15)
+    def m53(hi, lo):
+        return (hi >> 6) * (1 << 27) + (lo >> 5)
+
+    def keyed(kind):
+        out = torch.empty(1, dtype=torch.float64)
+        fill_keyed_(out, kind, (0.0, 1.0), seed=seed, key=key, global_shape=(1 << 34,),
+                    offset=(index,))
+        return float(out)
+
+    half_words = words[2:] if second_half else words[:2]
+    assert keyed("uniform") == m53(*half_words) * 2.0**-53
+
+    u1 = (m53(words[0], words[1]) + 1) * 2.0**-53
+    u2 = m53(words[2], words[3]) * 2.0**-53
+    trig = math.sin if second_half else math.cos
+    expected = math.sqrt(-2.0 * math.log(u1)) * trig(2.0 * math.pi * u2)
+    # Our sin/cos are Taylor polynomials and log/sqrt torch's: agreement to ~1e-15.
+    assert keyed("normal") == pytest.approx(expected, rel=1e-14, abs=1e-15)
 
 
 def test_different_keys_are_uncorrelated():
@@ -188,3 +198,23 @@ def test_ndtri_matches_scipy_to_rounding():
     big = ref.abs() > 1e-3
     assert ((ours - ref).abs()[big] / ref.abs()[big]).max() < 1e-14
     assert (ours - ref).abs().max() < 1e-13
+
+
+@pytest.mark.parametrize(("kind", "params"), DISTS)
+def test_aligned_blocks_equal_the_general_per_element_kernel(kind, params):
+    """The fast kernel (whole 2048-element blocks, one Philox call and one log per pair) and the
+    general one (any element on its own) are the same function of the index."""
+    from weightinit.random._stream import _affine, _general_kernel, key_tensor
+
+    shape = (3, 9000)  # runs long enough for aligned bodies with ragged heads and tails
+    full = _fill(shape, kind, params, dtype=torch.float64)
+    general = torch.empty(1, 27000, dtype=torch.float64)
+    _general_kernel(kind)(general, torch.zeros(1, 1, dtype=torch.int64), key_tensor(7, "w"),
+                          torch.tensor(0, dtype=torch.int32),
+                          torch.tensor(_affine(kind, params), dtype=torch.float64))
+    assert torch.equal(full.view(-1), general.view(-1))
+    for chunk in (1, 2048, 5000):
+        assert torch.equal(_fill(shape, kind, params, dtype=torch.float64, chunk=chunk), full)
+    part = _fill((2, 7001), kind, params, dtype=torch.float64, global_shape=shape,
+                 offset=(1, 1499))
+    assert torch.equal(part, full[1:, 1499:8500])

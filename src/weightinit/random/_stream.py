@@ -1,19 +1,26 @@
 """Keyed counter-based streams: the values of any region of a logical tensor.
 
 The value at global flat index f of a logical tensor is a pure function of
-(seed, key, f, distribution, substream): Philox4x32-10 with the counter
-(f mod 2**32, f div 2**32, substream, 0) and key words derived from (seed, key). One counter
-gives 128 bits, used per element as follows (m53 = 53 bits from two words, m52 = 52 bits):
+(seed, key, f, distribution, substream). Elements come in pairs that share one Philox4x32-10
+call (128 bits), laid out in blocks of 2048 consecutive elements: the first 1024 take the first
+half of pairs 1024 b .. 1024 b + 1023, the next 1024 the second half of the same pairs. So
+element f belongs to pair p = 1024 (f div 2048) + (f mod 1024), half h = (f mod 2048) div 1024,
+and pair p is Philox4x32-10 of the counter (p mod 2**32, p div 2**32, substream, 0) under key
+words derived from (seed, key). With m53 = 53 bits from two words and m52 = 52 bits:
 
-- uniform: U = m53(w0, w1) * 2**-53 in [0, 1), then low + (high - low) * U;
-- normal: Box–Muller in float64, Z = sqrt(-2 log(U1)) cos(2 pi U2) with
-  U1 = (m53(w0, w1) + 1) * 2**-53 in (0, 1] and U2 = m53(w2, w3) * 2**-53;
-- truncated normal: inverse CDF of P = Phi(a) + (Phi(b) - Phi(a)) U, U = (2 m52 + 1) * 2**-53
-  in (0, 1) (no rejection loop, so no element depends on another), mirrored into the lower tail
-  when the interval lies mostly above 0, for precision.
+- uniform: U = m53 * 2**-53 in [0, 1) from words (w0, w1) when h = 0, (w2, w3) when h = 1,
+  then low + (high - low) * U;
+- normal: Box–Muller in float64, R = sqrt(-2 log(U1)) with U1 = (m53(w0, w1) + 1) * 2**-53 in
+  (0, 1], angle 2 pi U2 with U2 = m53(w2, w3) * 2**-53; h = 0 takes R cos, h = 1 takes R sin;
+- truncated normal: inverse CDF (AS 241) of P = Phi(a) + (Phi(b) - Phi(a)) U with
+  U = (2 m52 + 1) * 2**-53 in (0, 1) from the half's two words (no rejection loop, so no element
+  depends on another), mirrored into the lower tail when the interval lies mostly above 0.
 
-All arithmetic is float64, rounded once to the target dtype. Integer words are the same bits on
-every device; float results can differ in the last bit between devices whose log/cos differ.
+The block layout lets a fast kernel compute each Philox call and each logarithm once for two
+contiguous outputs; a general kernel computes any single element with the same operations, for
+the unaligned edges of a region. All arithmetic is float64, rounded once to the target dtype.
+Integer words are the same bits on every device; floats can differ in the last bit between
+devices whose log or sqrt differ.
 
 Filling a region (a shard) walks it as R runs of L consecutive global indices, so its values are
 exactly that slice of the whole tensor, whatever the split.
@@ -25,7 +32,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -34,13 +41,19 @@ from ._philox import key_tensor, philox4x32
 
 Kind = Literal["uniform", "normal", "truncated_normal"]
 Backend = Literal["auto", "eager", "compiled"]
+KernelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
+AlignedFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.dtype],
+                     tuple[torch.Tensor, torch.Tensor]]
 _KINDS = ("uniform", "normal", "truncated_normal")
 
 CHUNK = 1 << 20  # elements per kernel call: bounds the working set to a few tens of MB
 COMPILE_THRESHOLD = 1 << 25  # below this many elements, eager beats paying for a compile
+PAIRS_PER_BLOCK = 1024
+BLOCK = 2 * PAIRS_PER_BLOCK  # elements per block: first halves of 1024 pairs, then second halves
 _TWO_PI = 2.0 * math.pi
 
 
+# --- bits -------------------------------------------------------------------------------------
 def _m26(word: torch.Tensor, shift: int) -> torch.Tensor:
     return ((word >> shift) & ((1 << (32 - shift)) - 1)).to(torch.float64)
 
@@ -50,30 +63,42 @@ def _m53(hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
     return _m26(hi, 6) * 134217728.0 + _m26(lo, 5)
 
 
-def _words(starts: torch.Tensor, length: int, key: torch.Tensor, substream: torch.Tensor) -> tuple[
+def _philox_words(pairs: torch.Tensor, key: torch.Tensor, substream: torch.Tensor) -> tuple[
         torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    index = starts + torch.arange(length, dtype=torch.int64, device=starts.device)
-    c0 = (index & 0xFFFFFFFF).to(torch.int32)
-    c1 = (index >> 32).to(torch.int32)
+    c0 = (pairs & 0xFFFFFFFF).to(torch.int32)
+    c1 = (pairs >> 32).to(torch.int32)
     c2 = torch.zeros_like(c0) + substream
     c3 = torch.zeros_like(c0)
     return philox4x32(c0, c1, c2, c3, key[0], key[1])
 
 
-def _uniform_kernel(out: torch.Tensor, starts: torch.Tensor, key: torch.Tensor,
-                    substream: torch.Tensor, affine: torch.Tensor) -> None:
-    w0, w1, _, _ = _words(starts, out.shape[-1], key, substream)
-    u = _m53(w0, w1) * 2.0**-53
-    out.copy_(affine[0] + affine[1] * u)
+# --- float64 transforms, in plain torch ops so they compile into the kernels --------------------
+# Taylor coefficients of sin(x)/x and cos(x) in x^2: for |x| <= pi/4 the first omitted terms
+# are below 5e-17.
+_SIN = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(9))
+_COS = tuple((-1) ** k / math.factorial(2 * k) for k in range(9))
 
 
-def _normal_kernel(out: torch.Tensor, starts: torch.Tensor, key: torch.Tensor,
-                   substream: torch.Tensor, affine: torch.Tensor) -> None:
-    w0, w1, w2, w3 = _words(starts, out.shape[-1], key, substream)
-    u1 = (_m53(w0, w1) + 1.0) * 2.0**-53
-    u2 = _m53(w2, w3) * 2.0**-53
-    z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(_TWO_PI * u2)
-    out.copy_(affine[0] + affine[1] * z)
+def _poly(coefficients: tuple[float, ...], x: torch.Tensor) -> torch.Tensor:
+    result = torch.full_like(x, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        result = result * x + c
+    return result
+
+
+def _sincos_2pi(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin) of 2 pi u for u in [0, 1): the quadrant comes from u exactly, then Taylor
+    polynomials on |x| <= pi/4 (vectorizes under compile, unlike two library calls)."""
+    k = torch.floor(u * 4.0 + 0.5)  # nearest quarter turn, 0..4
+    x = (u - k * 0.25) * _TWO_PI  # u - k/4 is exact
+    x2 = x * x
+    sin, cos = x * _poly(_SIN, x2), _poly(_COS, x2)
+    quadrant = k - 4.0 * torch.floor(k * 0.25)
+    cos_out = torch.where(quadrant == 0, cos, torch.where(
+        quadrant == 1, -sin, torch.where(quadrant == 2, -cos, sin)))
+    sin_out = torch.where(quadrant == 0, sin, torch.where(
+        quadrant == 1, cos, torch.where(quadrant == 2, -sin, -cos)))
+    return cos_out, sin_out
 
 
 # Wichura, Algorithm AS 241: The Percentage Points of the Normal Distribution, 1988 (PPND16):
@@ -127,31 +152,89 @@ def ndtri(p: torch.Tensor) -> torch.Tensor:
     return torch.where(q.abs() <= 0.425, central, tail)
 
 
-def _truncated_kernel(out: torch.Tensor, starts: torch.Tensor, key: torch.Tensor,
-                      substream: torch.Tensor, affine: torch.Tensor) -> None:
+def _normal_pair(w: tuple[torch.Tensor, ...], affine: torch.Tensor) -> tuple[
+        torch.Tensor, torch.Tensor]:
+    """affine = (mean, std)."""
+    u1 = (_m53(w[0], w[1]) + 1.0) * 2.0**-53
+    u2 = _m53(w[2], w[3]) * 2.0**-53
+    radius = torch.sqrt(-2.0 * torch.log(u1))
+    cos, sin = _sincos_2pi(u2)
+    return affine[0] + affine[1] * (radius * cos), affine[0] + affine[1] * (radius * sin)
+
+
+def _uniform_half(hi: torch.Tensor, lo: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """affine = (low, high - low)."""
+    return affine[0] + affine[1] * (_m53(hi, lo) * 2.0**-53)
+
+
+def _truncated_half(hi: torch.Tensor, lo: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     """affine = (Phi(lo), Phi(hi) - Phi(lo), lo, hi, mean, scale): mean + scale * Phi^-1(P)."""
-    w0, w1, _, _ = _words(starts, out.shape[-1], key, substream)
-    m52 = _m26(w0, 6) * 67108864.0 + _m26(w1, 6)
+    m52 = _m26(hi, 6) * 67108864.0 + _m26(lo, 6)
     u = (2.0 * m52 + 1.0) * 2.0**-53  # in the open interval (0, 1)
     z = torch.clamp(ndtri(affine[0] + affine[1] * u), affine[2], affine[3])
-    out.copy_(affine[4] + affine[5] * z)
+    return affine[4] + affine[5] * z
 
 
-KernelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
-_EAGER: dict[str, KernelFn] = {
-    "uniform": _uniform_kernel,
-    "normal": _normal_kernel,
-    "truncated_normal": _truncated_kernel,
+_HALVES = {"uniform": _uniform_half, "truncated_normal": _truncated_half}
+
+
+def _pair_values(kind: str, w: tuple[torch.Tensor, ...], affine: torch.Tensor) -> tuple[
+        torch.Tensor, torch.Tensor]:
+    if kind == "normal":
+        return _normal_pair(w, affine)
+    half = _HALVES[kind]
+    return half(w[0], w[1], affine), half(w[2], w[3], affine)
+
+
+# --- kernels ------------------------------------------------------------------------------------
+def _aligned_kernel(kind: str) -> AlignedFn:
+    """Whole blocks from pair `start` (shape (1, 1)): the (blocks, 1024) first and second halves,
+    in `dtype`. Returning them (rather than writing into strided views of the output) lets
+    inductor emit one vectorized loop; the caller copies them into place."""
+    def kernel(blocks: int, start: torch.Tensor, key: torch.Tensor, substream: torch.Tensor,
+               affine: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        count = blocks * PAIRS_PER_BLOCK
+        pairs = (start.view(1) + torch.arange(count, dtype=torch.int64, device=start.device))
+        words = _philox_words(pairs.view(blocks, PAIRS_PER_BLOCK), key, substream)
+        first, second = _pair_values(kind, words, affine)
+        return first.to(dtype), second.to(dtype)
+    return kernel
+
+
+def _general_kernel(kind: str) -> KernelFn:
+    """Any elements: `out` is (rows, L); `starts` (rows, 1) the global index of each row."""
+    def kernel(out: torch.Tensor, starts: torch.Tensor, key: torch.Tensor,
+               substream: torch.Tensor, affine: torch.Tensor) -> None:
+        index = starts + torch.arange(out.shape[-1], dtype=torch.int64, device=out.device)
+        pairs = ((index >> 11) << 10) | (index & (PAIRS_PER_BLOCK - 1))
+        second = ((index >> 10) & 1) == 1
+        w = _philox_words(pairs, key, substream)
+        if kind == "normal":
+            first_value, second_value = _normal_pair(w, affine)
+            out.copy_(torch.where(second, second_value, first_value))
+        else:
+            hi = torch.where(second, w[2], w[0])
+            lo = torch.where(second, w[3], w[1])
+            out.copy_(_HALVES[kind](hi, lo, affine))
+    return kernel
+
+
+_EAGER: dict[tuple[str, str], Callable[..., Any]] = {
+    **{(kind, "aligned"): _aligned_kernel(kind) for kind in _KINDS},
+    **{(kind, "general"): _general_kernel(kind) for kind in _KINDS},
 }
-_COMPILED: dict[str, KernelFn] = {}
+_COMPILED: dict[tuple[str, str], Callable[..., Any]] = {}
 
 
-def _compiled(name: str) -> KernelFn:
-    """The torch.compile'd kernel, built on first use (a few seconds; cached on disk by torch)."""
-    fn = _COMPILED.get(name)
+def _kernel(kind: str, layout: str, compiled: bool) -> Callable[..., Any]:
+    """The eager kernel, or its torch.compile'd twin (same bits), built on first use: tens of
+    seconds on a 2-core machine, then cached by torch on disk."""
+    if not compiled:
+        return _EAGER[(kind, layout)]
+    fn = _COMPILED.get((kind, layout))
     if fn is None:
-        fn = torch.compile(_EAGER[name], dynamic=True, fullgraph=True)
-        _COMPILED[name] = fn
+        fn = torch.compile(_EAGER[(kind, layout)], dynamic=True, fullgraph=True)
+        _COMPILED[(kind, layout)] = fn
     return fn
 
 
@@ -236,19 +319,40 @@ def _int_tuple(argument: str, values: Sequence[int]) -> tuple[int, ...]:
     return items
 
 
-def _blocks(starts: torch.Tensor, length: int, chunk: int) -> Iterator[tuple[int, int, int,
-                                                                         torch.Tensor]]:
-    """(flat position, rows, columns, row starts) blocks of about `chunk` elements."""
-    if length >= chunk:
-        for r, start in enumerate(starts.tolist()):
-            for j in range(0, length, chunk):
-                n = min(chunk, length - j)
-                yield r * length + j, 1, n, torch.tensor([[start + j]], dtype=torch.int64)
-    else:
-        rows = max(1, chunk // length) if length else 1
+@dataclass(frozen=True)
+class _Piece:
+    """A part of the flat local tensor and the kernel layout that fills it."""
+
+    position: int  # flat offset in the local tensor
+    rows: int
+    cols: int
+    starts: torch.Tensor  # (rows, 1) global index of each row's first element
+    aligned: bool  # whole blocks: one row of cols = k * BLOCK elements starting on a block
+
+
+def _pieces(starts: torch.Tensor, length: int, chunk: int) -> Iterator[_Piece]:
+    """Cover R runs of `length` consecutive global indices with pieces of about `chunk`
+    elements: whole aligned blocks where a run holds them, general rows elsewhere."""
+    chunk = max(chunk, 1)
+    if length < 2 * BLOCK:  # short runs (e.g. column shards): batch rows, general kernel
+        rows = max(1, chunk // max(length, 1))
         for r in range(0, starts.numel(), rows):
             block = starts[r:r + rows, None]
-            yield r * length, block.shape[0], length, block
+            yield _Piece(r * length, block.shape[0], length, block, aligned=False)
+        return
+    per_piece = max(BLOCK, chunk // BLOCK * BLOCK)
+    for r, start in enumerate(starts.tolist()):
+        base, end = r * length, start + length
+        body_start = min(-(-start // BLOCK) * BLOCK, end)
+        body_end = max(end // BLOCK * BLOCK, body_start)
+        edges = [(start, body_start, False)]
+        edges += [(j, min(j + per_piece, body_end), True)
+                  for j in range(body_start, body_end, per_piece)]
+        edges.append((body_end, end, False))
+        for lo, hi, aligned in edges:
+            if hi > lo:
+                yield _Piece(base + lo - start, 1, hi - lo,
+                             torch.tensor([[lo]], dtype=torch.int64), aligned)
 
 
 def fill_keyed_(
@@ -277,6 +381,8 @@ def fill_keyed_(
             several draws per element.
         backend: ``"eager"``, ``"compiled"`` (torch.compile; same bits) or ``"auto"`` (compiled
             for tensors of at least 2**25 elements; env WEIGHTINIT_COMPILE=0/1 overrides).
+        chunk: elements per kernel call (memory bound of the working set; values never depend
+            on it).
 
     Returns:
         `tensor`.
@@ -286,36 +392,50 @@ def fill_keyed_(
     region = Region.of(tensor.shape, global_shape, offset)
     if tensor.numel() == 0:
         return tensor
-    chosen = _choose_backend(backend, tensor.numel())
+    compiled = _choose_backend(backend, tensor.numel()) == "compiled"
     device = tensor.device
     key_words = key_tensor(seed, key, device)
     sub = torch.tensor(substream, dtype=torch.int32, device=device)
+    affine = torch.tensor(_affine(kind, params), dtype=torch.float64, device=device)
     starts, length = region.runs()
-    starts = starts.to(device)
 
-    if kind == "truncated_normal":
-        mean, sigma, a, b = (float(p) for p in params)
-        mirror = a + b > 0  # sample the interval's mirror image in the lower tail, then negate
-        lo, hi = (-b, -a) if mirror else (a, b)
-        p_lo, p_hi = _std_normal_cdf(lo), _std_normal_cdf(hi)
-        affine = torch.tensor([p_lo, p_hi - p_lo, lo, hi, mean, -sigma if mirror else sigma],
-                              dtype=torch.float64, device=device)
-    else:
-        first, second = (float(p) for p in params[:2])
-        shift, scale = (first, second - first) if kind == "uniform" else (first, second)
-        affine = torch.tensor([shift, scale], dtype=torch.float64, device=device)
-
-    kernel = _EAGER[kind] if chosen == "eager" else _compiled(kind)
     target = tensor if tensor.is_contiguous() else torch.empty_like(
         tensor, memory_format=torch.contiguous_format)
     flat = target.view(-1)
     with torch.no_grad():
-        for position, rows, cols, block_starts in _blocks(starts, length, chunk):
-            out = flat[position:position + rows * cols].view(rows, cols)
-            kernel(out, block_starts.to(device), key_words, sub, affine)
+        for piece in _pieces(starts, length, chunk):
+            out = flat[piece.position:piece.position + piece.rows * piece.cols]
+            if piece.aligned:
+                out = out.view(-1, 2, PAIRS_PER_BLOCK)
+                first_pair = (int(piece.starts) // BLOCK) * PAIRS_PER_BLOCK
+                first, second = _kernel(kind, "aligned", compiled)(
+                    out.shape[0], torch.tensor([[first_pair]], device=device), key_words, sub,
+                    affine, tensor.dtype)
+                out[:, 0, :].copy_(first)
+                out[:, 1, :].copy_(second)
+            else:
+                # Ragged edges are small: compile the general kernel only for big regions.
+                big = compiled and piece.rows * piece.cols >= chunk // 2
+                kernel = _kernel(kind, "general", big)
+                kernel(out.view(piece.rows, piece.cols), piece.starts.to(device), key_words,
+                       sub, affine)
         if target is not tensor:
             tensor.copy_(target)
     return tensor
+
+
+def _affine(kind: str, params: Sequence[float]) -> list[float]:
+    values = [float(p) for p in params]
+    if kind == "uniform":
+        low, high = values[:2]
+        return [low, high - low]
+    if kind == "normal":
+        return values[:2]
+    mean, sigma, a, b = values[:4]
+    mirror = a + b > 0  # sample the interval's mirror image in the lower tail, then negate
+    lo, hi = (-b, -a) if mirror else (a, b)
+    p_lo, p_hi = _std_normal_cdf(lo), _std_normal_cdf(hi)
+    return [p_lo, p_hi - p_lo, lo, hi, mean, -sigma if mirror else sigma]
 
 
 def _std_normal_cdf(x: float) -> float:
