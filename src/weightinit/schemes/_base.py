@@ -35,6 +35,11 @@ def _draw_with_generator(shape: tuple[int, ...], device: torch.device,
 
 def _sample_with_generator(out: torch.Tensor, kind: Kind, params: Sequence[float],
                            generator: torch.Generator | None) -> torch.Tensor:
+    if out.dtype in (torch.float16, torch.bfloat16):
+        # torch's reduced-precision samplers are not the rounded distribution (bfloat16
+        # uniform_ returns [bf16(low), bf16(high))): sample in float32, round once.
+        wide = torch.empty(out.shape, dtype=torch.float32, device=out.device)
+        return out.copy_(_sample_with_generator(wide, kind, params, generator))
     if kind == "uniform":
         return out.uniform_(params[0], params[1], generator=generator)
     if kind == "normal":
@@ -52,6 +57,18 @@ def _draw_keyed(shape: tuple[int, ...], device: torch.device, seed: int, key: st
         out = torch.empty(shape, dtype=torch.float64, device=device)
         return fill_keyed_(out, kind, params, seed=seed, key=key, substream=substream)
     return draw
+
+
+def _as_fans(fans: object) -> Fans:
+    """A Fans, or a (fan_in, fan_out[, receptive_field]) tuple of positive ints."""
+    values = tuple(fans) if isinstance(fans, (tuple, list)) else None
+    if values is None or not 2 <= len(values) <= 3 or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
+        raise InitError(
+            f"`fans` must be a wi.Fans or a (fan_in, fan_out[, receptive_field]) tuple of "
+            f"non-negative ints, got {fans!r}. wi.compute_fans(shape, layout) builds one."
+        )
+    return Fans(*values)
 
 
 def _check_seed(seed: object) -> int:
@@ -78,7 +95,14 @@ class Spec:
 
     # -- what a scheme defines ------------------------------------------------------------
     def std(self, fans: Fans | None = None) -> float:
-        """The standard deviation of the values this spec gives for `fans`."""
+        """The standard deviation of the values this spec gives for `fans`.
+
+        Joint schemes (Orthogonal, DeltaOrthogonal, Identity, ZerO) are built on the tensor's
+        own (out, in, *kernel) shape, whatever layout it has; for them `fans` must be that
+        shape's plain fans, ``wi.compute_fans(shape, "conv")`` (or ``"linear"``) without
+        groups, and Orthogonal's and DeltaOrthogonal's value is the root mean square (their
+        sum of squares is fixed; the mean of their entries is random and near 0).
+        """
         raise NotImplementedError
 
     def _distribution(self, fans: Fans | None) -> tuple[Kind, tuple[float, ...]] | None:
@@ -90,7 +114,7 @@ class Spec:
     def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
         raise NotImplementedError
 
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
+    def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
         """Raise InitError if this scheme cannot fill a logical tensor of `shape`."""
 
     # -- serialization ----------------------------------------------------------------------
@@ -156,9 +180,12 @@ class Spec:
             seed = _check_seed(0 if seed is None else seed)
         region = Region.of(tensor.shape, global_shape, offset)
         shape = region.global_shape
+        fans_given = fans is not None
+        if fans is not None:
+            fans = _as_fans(fans)
+        self._check_shape(shape, fans_given)
         if self.needs_fans and fans is None:
             fans = infer_fans(shape)
-        self._check_shape(shape)
         if tensor.numel() == 0:
             warnings.warn(
                 f"Initializing an empty tensor (shape {tuple(tensor.shape)}) is a no-op.",

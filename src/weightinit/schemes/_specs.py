@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 
 from .._errors import InitError, check_finite, check_positive_finite
@@ -130,25 +131,29 @@ class Uniform(Spec):
 
 
 def truncated_std_factor(a: float, b: float) -> float:
-    """c(a, b): the std of a standard normal truncated to [a, b].
+    """c(a, b): the std of a standard normal truncated to [a, b] (c(-2, 2) = 0.8796...).
 
-    .. math:: c^2 = 1 + \\frac{a\\varphi(a) - b\\varphi(b)}{Z}
-              - \\left(\\frac{\\varphi(a) - \\varphi(b)}{Z}\\right)^2,
-              \\quad Z = \\Phi(b) - \\Phi(a).
-
-    c(-2, 2) = 0.8796....
+    The closed form c^2 = 1 + (a phi(a) - b phi(b))/Z - ((phi(a) - phi(b))/Z)^2 cancels
+    catastrophically in the tails (Z a difference of numbers near 1) and for narrow intervals
+    (c^2 a difference of O(1) terms), so we integrate instead: x = m + h t over the interval
+    (m its centre, h its half-width, infinite ends cut 40 sigma past the point nearest 0),
+    weight exp(-(x^2 - x0^2)/2) relative to that point x0 so nothing underflows, and
+    c = h sqrt(Var(t)), which has no cancellation. 32-point Gauss–Legendre panels at most one
+    sigma wide make it exact to rounding.
     """
-    def pdf(x: float) -> float:
-        return 0.0 if math.isinf(x) else math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-
-    def cdf(x: float) -> float:
-        return 0.5 * math.erfc(-x / math.sqrt(2.0))
-
-    mass = cdf(b) - cdf(a)
-    term_a = 0.0 if math.isinf(a) else a * pdf(a)
-    term_b = 0.0 if math.isinf(b) else b * pdf(b)
-    mean = (pdf(a) - pdf(b)) / mass
-    return math.sqrt(1.0 + (term_a - term_b) / mass - mean * mean)
+    nearest = min(max(0.0, a), b)
+    lo, hi = max(a, nearest - 40.0), min(b, nearest + 40.0)
+    centre, half = (lo + hi) / 2, (hi - lo) / 2
+    panels = max(1, math.ceil(2 * half))
+    nodes, weights = np.polynomial.legendre.leggauss(32)
+    edges = np.linspace(-1.0, 1.0, panels + 1)
+    t = ((edges[:-1] + edges[1:])[:, None] / 2 + (np.diff(edges)[:, None] / 2) * nodes).ravel()
+    w = np.broadcast_to(np.diff(edges)[:, None] / 2 * weights, (panels, nodes.size)).ravel()
+    x = centre + half * t
+    w = w * np.exp(-(x - nearest) * (x + nearest) / 2)
+    mass = w.sum()
+    mean_t = (w * t).sum() / mass
+    return float(half * math.sqrt((w * (t - mean_t) ** 2).sum() / mass))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,8 +181,13 @@ class TruncatedNormal(Spec):
             raise InitError(f"`a` (={self.a!r}) must be < `b` (={self.b!r}).")
         if truncated_std_factor(self.a, self.b) < 1e-6:
             raise InitError(
-                f"[`a`, `b`] = [{self.a!r}, {self.b!r}] holds too little of the normal's mass "
-                "to sample accurately; widen the interval."
+                f"[`a`, `b`] = [{self.a!r}, {self.b!r}] is too narrow to sample by inverse CDF "
+                "(its std factor is below 1e-6); widen it, or use Constant for a fixed value."
+            )
+        if min(abs(self.a), abs(self.b)) > 37 and self.a * self.b > 0:
+            raise InitError(
+                f"[`a`, `b`] = [{self.a!r}, {self.b!r}] lies entirely beyond 37 sigma, where "
+                "the normal CDF underflows float64; move the interval closer to 0."
             )
 
     def __repr__(self) -> str:
@@ -231,11 +241,11 @@ class _Scaled(Spec):
     def _distribution(self, fans: Fans | None) -> tuple[Kind, tuple[float, ...]]:
         return _draw_for(self._parts()[2], self.std(fans))
 
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
-        if len(shape) < 2:
+    def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
+        if len(shape) < 2 and not fans_given:
             raise InitError(
                 f"{type(self).__name__} scales by fans, and a tensor of shape {shape} has none "
-                "(it needs >= 2 dims: (out, in, ...)). Pass `fans=` explicitly, or use "
+                "(it needs at least 2 dims: (out, in, ...)). Pass `fans=` explicitly, or use "
                 "Zeros/Normal for biases."
             )
 
@@ -275,6 +285,12 @@ class He(_Scaled):
     distribution: Distribution = "normal"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.activation, str):
+            raise InitError(
+                f"`activation` of He must be a name (a spec is a serializable value), got "
+                f"{type(self.activation).__name__}. For a module or function use "
+                "VarianceScaling(wi.gain(fn) ** 2, 'fan_in', 'normal')."
+            )
         gain(self.activation)  # validates the name now, not at the first fill
         _choice("mode", self.mode, _MODES)
         _choice("distribution", self.distribution, _DISTRIBUTIONS)
@@ -368,7 +384,7 @@ class Orthogonal(Spec):
     def __post_init__(self) -> None:
         _check_gain(self)
 
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
+    def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
         _need_ndim(self, shape, 2, "(rows, cols, ...)")
 
     def std(self, fans: Fans | None = None) -> float:
@@ -393,7 +409,7 @@ class DeltaOrthogonal(Spec):
     def __post_init__(self) -> None:
         _check_gain(self)
 
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
+    def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
         _need_ndim(self, shape, 3, "(out, in, *kernel)")
 
     def std(self, fans: Fans | None = None) -> float:
@@ -426,7 +442,7 @@ class Identity(Spec):
         if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 1:
             raise InitError(f"`groups` must be a positive int, got {self.groups!r}.")
 
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
+    def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
         _need_ndim(self, shape, 2, "(out, in, ...)")
         if shape[0] % self.groups:
             raise InitError(
@@ -471,7 +487,7 @@ class Sparse(Spec):
     def to_dict(self) -> dict[str, object]:
         return {"type": "Sparse", "sparsity": self.sparsity, "std": self.std_}
 
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
+    def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
         if len(shape) != 2:
             raise InitError(f"Sparse needs a 2-d (rows, cols) tensor, got shape {shape}.")
 
@@ -508,7 +524,7 @@ class ZerO(Spec):
     p <= n; when p > n, c H_m[:p, :n] with H_m the 2^m Hadamard matrix, m = ceil(log2 p) and
     c = 2^(-(m-1)/2). Convolutions get that matrix at the centre tap."""
 
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
+    def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
         _need_ndim(self, shape, 2, "(out, in, ...)")
 
     @staticmethod
