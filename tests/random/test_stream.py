@@ -15,6 +15,7 @@ DISTS = [
     ("normal", (0.25, 2.0)),
     ("truncated_normal", (0.0, 1.0, -2.0, 2.0)),
     ("truncated_normal", (1.0, 0.5, 0.5, 3.0)),  # one-sided, takes the mirrored path
+    ("truncated_normal", (0.0, 1.0, -8.0, -5.0)),  # reaches AS 241's far-tail branch
 ]
 
 
@@ -144,14 +145,16 @@ def test_thread_count_does_not_change_values(kind, params):
 @pytest.mark.slow
 @pytest.mark.parametrize(("kind", "params"), DISTS[:3])
 def test_compiled_backend_gives_the_same_bits_as_eager(kind, params):
-    # Covers the compiled kernel on a full chunk, on a ragged tail and on a region, on 1 and
-    # 2 threads. The first call compiles (tens of seconds on a 2-core machine).
+    # Covers the compiled aligned kernel on whole chunks and a partial one, the ragged tail,
+    # the compiled general kernel on a region, and 1 and 2 threads. The first call of each
+    # kernel compiles (tens of seconds on a 2-core machine; torch caches it on disk).
     shape = ((1 << 20) + 4099,)
     eager = _fill(shape, kind, params, backend="eager")
     compiled = _fill(shape, kind, params, backend="compiled")
     assert torch.equal(eager, compiled)
+    # chunk=64 makes each row its own piece, big enough to use the compiled general kernel.
     region = _fill((100, 33), kind, params, backend="compiled", global_shape=(300, 101),
-                   offset=(17, 60))
+                   offset=(17, 60), chunk=64)
     full = _fill((300, 101), kind, params, backend="eager")
     assert torch.equal(region, full[17:117, 60:93])
     torch.set_num_threads(2)

@@ -36,7 +36,8 @@ def _mulhilo(a: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     hi_lo = a_hi * m_lo
     hi_hi = a_hi * m_hi
     middle = ((lo_lo >> 16) & 0xFFFF) + (lo_hi & 0xFFFF) + (hi_lo & 0xFFFF)
-    high = hi_hi + ((lo_hi >> 16) & 0xFFFF) + ((hi_lo >> 16) & 0xFFFF) + ((middle >> 16) & 0xFFFF)
+    # middle < 3 * 2**16 is non-negative, so its arithmetic shift needs no mask.
+    high = hi_hi + ((lo_hi >> 16) & 0xFFFF) + ((hi_lo >> 16) & 0xFFFF) + (middle >> 16)
     low = a * _signed(m)
     return high, low
 

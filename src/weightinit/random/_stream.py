@@ -141,13 +141,21 @@ def _rational(coefficients: tuple[tuple[float, ...], tuple[float, ...]],
     return top / bottom
 
 
-def ndtri(p: torch.Tensor) -> torch.Tensor:
+FAR_TAIL = 6.6  # |z| beyond which AS 241 uses its far-tail branch (r = sqrt(-log p) > 5)
+
+
+def ndtri(p: torch.Tensor, *, far: bool = True) -> torch.Tensor:
     """The standard normal quantile Phi^-1(p) for float64 p in (0, 1), in plain torch ops (so it
-    compiles into the fill kernel; torch.special.ndtri would run as a separate pass)."""
+    compiles into the fill kernel; torch.special.ndtri would run as a separate pass).
+
+    `far=False` drops the branch for |z| > 6.6, for callers whose p never reaches it; where
+    both apply they give the same bits."""
     q = p - 0.5
     central = q * _rational(_AS241_CENTRAL, 0.180625 - q * q)
     r = torch.sqrt(-torch.log(torch.minimum(p, 1.0 - p)))
-    tail = torch.where(r <= 5.0, _rational(_AS241_NEAR, r - 1.6), _rational(_AS241_FAR, r - 5.0))
+    tail = _rational(_AS241_NEAR, r - 1.6)
+    if far:
+        tail = torch.where(r <= 5.0, tail, _rational(_AS241_FAR, r - 5.0))
     tail = torch.where(q < 0.0, -tail, tail)
     return torch.where(q.abs() <= 0.425, central, tail)
 
@@ -167,15 +175,24 @@ def _uniform_half(hi: torch.Tensor, lo: torch.Tensor, affine: torch.Tensor) -> t
     return affine[0] + affine[1] * (_m53(hi, lo) * 2.0**-53)
 
 
-def _truncated_half(hi: torch.Tensor, lo: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+def _truncated_half(hi: torch.Tensor, lo: torch.Tensor, affine: torch.Tensor, *,
+                    far: bool = True) -> torch.Tensor:
     """affine = (Phi(lo), Phi(hi) - Phi(lo), lo, hi, mean, scale): mean + scale * Phi^-1(P)."""
     m52 = _m26(hi, 6) * 67108864.0 + _m26(lo, 6)
     u = (2.0 * m52 + 1.0) * 2.0**-53  # in the open interval (0, 1)
-    z = torch.clamp(ndtri(affine[0] + affine[1] * u), affine[2], affine[3])
+    z = torch.clamp(ndtri(affine[0] + affine[1] * u, far=far), affine[2], affine[3])
     return affine[4] + affine[5] * z
 
 
-_HALVES = {"uniform": _uniform_half, "truncated_normal": _truncated_half}
+def _truncated_near_half(hi: torch.Tensor, lo: torch.Tensor, affine: torch.Tensor) -> (
+        torch.Tensor):
+    return _truncated_half(hi, lo, affine, far=False)
+
+
+# "truncated_near" is the truncated normal for intervals inside [-6.6, 6.6] (the usual +-2):
+# it skips AS 241's far-tail branch, which those intervals never reach.
+_HALVES = {"uniform": _uniform_half, "truncated_normal": _truncated_half,
+           "truncated_near": _truncated_near_half}
 
 
 def _pair_values(kind: str, w: tuple[torch.Tensor, ...], affine: torch.Tensor) -> tuple[
@@ -219,9 +236,10 @@ def _general_kernel(kind: str) -> KernelFn:
     return kernel
 
 
+_KERNEL_KINDS = (*_KINDS, "truncated_near")
 _EAGER: dict[tuple[str, str], Callable[..., Any]] = {
-    **{(kind, "aligned"): _aligned_kernel(kind) for kind in _KINDS},
-    **{(kind, "general"): _general_kernel(kind) for kind in _KINDS},
+    **{(kind, "aligned"): _aligned_kernel(kind) for kind in _KERNEL_KINDS},
+    **{(kind, "general"): _general_kernel(kind) for kind in _KERNEL_KINDS},
 }
 _COMPILED: dict[tuple[str, str], Callable[..., Any]] = {}
 
@@ -396,7 +414,11 @@ def fill_keyed_(
     device = tensor.device
     key_words = key_tensor(seed, key, device)
     sub = torch.tensor(substream, dtype=torch.int32, device=device)
-    affine = torch.tensor(_affine(kind, params), dtype=torch.float64, device=device)
+    values = _affine(kind, params)
+    affine = torch.tensor(values, dtype=torch.float64, device=device)
+    kernel_kind: str = kind
+    if kind == "truncated_normal" and values[2] >= -FAR_TAIL:  # interval lo (mirrored) > -6.6
+        kernel_kind = "truncated_near"
     starts, length = region.runs()
 
     target = tensor if tensor.is_contiguous() else torch.empty_like(
@@ -408,7 +430,7 @@ def fill_keyed_(
             if piece.aligned:
                 out = out.view(-1, 2, PAIRS_PER_BLOCK)
                 first_pair = (int(piece.starts) // BLOCK) * PAIRS_PER_BLOCK
-                first, second = _kernel(kind, "aligned", compiled)(
+                first, second = _kernel(kernel_kind, "aligned", compiled)(
                     out.shape[0], torch.tensor([[first_pair]], device=device), key_words, sub,
                     affine, tensor.dtype)
                 out[:, 0, :].copy_(first)
@@ -416,7 +438,7 @@ def fill_keyed_(
             else:
                 # Ragged edges are small: compile the general kernel only for big regions.
                 big = compiled and piece.rows * piece.cols >= chunk // 2
-                kernel = _kernel(kind, "general", big)
+                kernel = _kernel(kernel_kind, "general", big)
                 kernel(out.view(piece.rows, piece.cols), piece.starts.to(device), key_words,
                        sub, affine)
         if target is not tensor:
