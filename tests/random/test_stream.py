@@ -207,14 +207,14 @@ def test_ndtri_matches_scipy_to_rounding():
 def test_aligned_blocks_equal_the_general_per_element_kernel(kind, params):
     """The fast kernel (whole 2048-element blocks, one Philox call and one log per pair) and the
     general one (any element on its own) are the same function of the index."""
-    from weightinit.random._stream import _affine, _general_kernel, key_tensor
+    from weightinit.random._stream import _general_kernel, kernel_params, key_tensor
 
     shape = (3, 9000)  # runs long enough for aligned bodies with ragged heads and tails
     full = _fill(shape, kind, params, dtype=torch.float64)
     general = torch.empty(1, 27000, dtype=torch.float64)
     _general_kernel(kind)(general, torch.zeros(1, 1, dtype=torch.int64), key_tensor(7, "w"),
                           torch.tensor(0, dtype=torch.int32),
-                          torch.tensor(_affine(kind, params), dtype=torch.float64))
+                          torch.tensor(kernel_params(kind, params), dtype=torch.float64))
     assert torch.equal(full.view(-1), general.view(-1))
     for chunk in (1, 2048, 5000):
         assert torch.equal(_fill(shape, kind, params, dtype=torch.float64, chunk=chunk), full)

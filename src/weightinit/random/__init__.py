@@ -5,5 +5,9 @@ from ._philox import philox4x32 as philox4x32
 from ._philox import philox4x32_reference as philox4x32_reference
 from ._stream import Region as Region
 from ._stream import fill_keyed_ as fill_keyed_
+from ._stream import kernel_params as kernel_params
 
-__all__ = ["Region", "derive_key", "fill_keyed_", "philox4x32", "philox4x32_reference"]
+__all__ = [
+    "Region", "derive_key", "fill_keyed_", "kernel_params", "philox4x32",
+    "philox4x32_reference",
+]

@@ -46,7 +46,10 @@ AlignedFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tenso
                      tuple[torch.Tensor, torch.Tensor]]
 _KINDS = ("uniform", "normal", "truncated_normal")
 
-CHUNK = 1 << 20  # elements per kernel call: bounds the working set to a few tens of MB
+# Elements per kernel call. Eager kernels keep dozens of temporaries alive, so they take 2**20
+# (a working set of ~100 MB); compiled kernels keep none and amortize their launch over 2**22.
+CHUNK = 1 << 20
+COMPILED_CHUNK = 1 << 22
 COMPILE_THRESHOLD = 1 << 25  # below this many elements, eager beats paying for a compile
 PAIRS_PER_BLOCK = 1024
 BLOCK = 2 * PAIRS_PER_BLOCK  # elements per block: first halves of 1024 pairs, then second halves
@@ -384,7 +387,7 @@ def fill_keyed_(
     offset: Sequence[int] | None = None,
     substream: int = 0,
     backend: Backend = "auto",
-    chunk: int = CHUNK,
+    chunk: int | None = None,
 ) -> torch.Tensor:
     """Fill `tensor` in place with keyed values of one distribution.
 
@@ -399,8 +402,8 @@ def fill_keyed_(
             several draws per element.
         backend: ``"eager"``, ``"compiled"`` (torch.compile; same bits) or ``"auto"`` (compiled
             for tensors of at least 2**25 elements; env WEIGHTINIT_COMPILE=0/1 overrides).
-        chunk: elements per kernel call (memory bound of the working set; values never depend
-            on it).
+        chunk: elements per kernel call (default 2**20 eager, 2**22 compiled): bounds the
+            working set; values never depend on it.
 
     Returns:
         `tensor`.
@@ -411,10 +414,12 @@ def fill_keyed_(
     if tensor.numel() == 0:
         return tensor
     compiled = _choose_backend(backend, tensor.numel()) == "compiled"
+    if chunk is None:
+        chunk = COMPILED_CHUNK if compiled else CHUNK
     device = tensor.device
     key_words = key_tensor(seed, key, device)
     sub = torch.tensor(substream, dtype=torch.int32, device=device)
-    values = _affine(kind, params)
+    values = kernel_params(kind, params)
     affine = torch.tensor(values, dtype=torch.float64, device=device)
     kernel_kind: str = kind
     if kind == "truncated_normal" and values[2] >= -FAR_TAIL:  # interval lo (mirrored) > -6.6
@@ -446,7 +451,8 @@ def fill_keyed_(
     return tensor
 
 
-def _affine(kind: str, params: Sequence[float]) -> list[float]:
+def kernel_params(kind: str, params: Sequence[float]) -> list[float]:
+    """The kernels' affine parameters for a distribution's params (see the kernels' docs)."""
     values = [float(p) for p in params]
     if kind == "uniform":
         low, high = values[:2]

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
 
-from .._errors import InitError, InitWarning
-from ..random import Region, fill_keyed_
+from .._errors import InitError, InitWarning, did_you_mean
+from ..random import Region, fill_keyed_, kernel_params
 from ..theory import Fans, infer_fans
 
 Kind = Literal["uniform", "normal", "truncated_normal"]
@@ -19,10 +18,6 @@ Draw = Callable[[Kind, Sequence[float], int], torch.Tensor]
 """draw(kind, params, substream) -> float64 tensor of the whole logical shape."""
 
 _REGISTRY: dict[str, type[Spec]] = {}
-
-
-def _std_normal_cdf(x: float) -> float:
-    return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
 def _draw_with_generator(shape: tuple[int, ...], device: torch.device,
@@ -44,11 +39,12 @@ def _sample_with_generator(out: torch.Tensor, kind: Kind, params: Sequence[float
         return out.uniform_(params[0], params[1], generator=generator)
     if kind == "normal":
         return out.normal_(params[0], params[1], generator=generator)
-    mean, sigma, a, b = params
-    # Inverse CDF of a uniform on [Phi(a), Phi(b)], in float64, like the keyed stream.
+    # Inverse CDF of a uniform on [Phi(lo), Phi(hi)] in float64, mirrored into the lower tail
+    # when the interval lies mostly above 0, exactly as the keyed stream does it.
+    p_lo, width, lo, hi, mean, scale = kernel_params("truncated_normal", params)
     work = torch.empty(out.shape, dtype=torch.float64, device=out.device)
-    work.uniform_(_std_normal_cdf(a), _std_normal_cdf(b), generator=generator)
-    work = torch.special.ndtri(work).clamp_(a, b).mul_(sigma).add_(mean)
+    work.uniform_(p_lo, p_lo + width, generator=generator)
+    work = torch.special.ndtri(work).clamp_(lo, hi).mul_(scale).add_(mean)
     return out.copy_(work)
 
 
@@ -60,7 +56,7 @@ def _draw_keyed(shape: tuple[int, ...], device: torch.device, seed: int, key: st
 
 
 def _as_fans(fans: object) -> Fans:
-    """A Fans, or a (fan_in, fan_out[, receptive_field]) tuple of positive ints."""
+    """A Fans, or a (fan_in, fan_out[, receptive_field]) tuple of non-negative ints."""
     values = tuple(fans) if isinstance(fans, (tuple, list)) else None
     if values is None or not 2 <= len(values) <= 3 or any(
             isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
@@ -127,7 +123,7 @@ class Spec:
         self,
         tensor: torch.Tensor,
         *,
-        fans: Fans | None = None,
+        fans: Fans | tuple[int, ...] | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
         key: str | None = None,
@@ -144,7 +140,9 @@ class Spec:
         Args:
             tensor: a floating-point tensor (float16, bfloat16, float32, float64), any device.
             fans: override the fans inferred from the logical shape (2-d: (out, in); more dims:
-                conv layout). Use `wi.compute_fans` for other layouts.
+                conv layout): a `wi.Fans` (`wi.compute_fans` for other layouts) or a
+                (fan_in, fan_out[, receptive_field]) tuple. With it, fan-based schemes fill a
+                tensor of any shape.
             generator: a torch.Generator, for the non-keyed path.
             seed, key: select the keyed stream; `key` is usually the parameter's name.
             global_shape, offset: the logical tensor and where `tensor` sits in it.
@@ -180,12 +178,9 @@ class Spec:
             seed = _check_seed(0 if seed is None else seed)
         region = Region.of(tensor.shape, global_shape, offset)
         shape = region.global_shape
-        fans_given = fans is not None
-        if fans is not None:
-            fans = _as_fans(fans)
-        self._check_shape(shape, fans_given)
-        if self.needs_fans and fans is None:
-            fans = infer_fans(shape)
+        given = None if fans is None else _as_fans(fans)
+        self._check_shape(shape, given is not None)
+        resolved = infer_fans(shape) if self.needs_fans and given is None else given
         if tensor.numel() == 0:
             warnings.warn(
                 f"Initializing an empty tensor (shape {tuple(tensor.shape)}) is a no-op.",
@@ -196,7 +191,7 @@ class Spec:
             constant = self._constant()
             if constant is not None:
                 return tensor.fill_(constant)
-            dist = self._distribution(fans)
+            dist = self._distribution(resolved)
             if dist is not None:
                 kind, params = dist
                 if key is None:
@@ -205,7 +200,7 @@ class Spec:
                                    global_shape=region.global_shape, offset=region.offset)
             draw = (_draw_with_generator(shape, tensor.device, generator) if key is None
                     else _draw_keyed(shape, tensor.device, int(seed or 0), key))
-            full = self._full(shape, fans, draw)
+            full = self._full(shape, resolved, draw)
             index = tuple(slice(o, o + n) for o, n in zip(region.offset, region.shape,
                                                          strict=True))
             return tensor.copy_(full[index])
@@ -219,8 +214,6 @@ def spec_from_dict(data: dict[str, Any]) -> Spec:
     name = fields.pop("type")
     cls = _REGISTRY.get(name)
     if cls is None or cls is Spec:
-        from .._errors import did_you_mean
-
         raise InitError(
             f"`type` {name!r} is not a weightinit scheme.{did_you_mean(str(name), _REGISTRY)}"
         )
