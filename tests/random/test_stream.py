@@ -178,11 +178,22 @@ def test_bad_arguments_are_refused_and_leave_the_tensor_unchanged():
         (dict(kind="normal", params=(0.0, 1.0), offset=(1, 0)), "needs `global_shape`"),
         (dict(kind="normal", params=(0.0, 1.0), global_shape=(8, -5)), "non-negative"),
         (dict(kind="normal", params=(0.0, 1.0), backend="gpu"), "`backend`"),
+        (dict(kind="normal", params=(0.0,)), "`params`"),
+        (dict(kind="truncated_normal", params=(0.0, 1.0)), "`params`"),
+        (dict(kind="uniform", params=(0.0, math.inf)), "`params`"),
+        (dict(kind="normal", params=(0.0, 1.0), chunk=0), "`chunk`"),
     ]
     for kwargs, match in cases:
         with pytest.raises(wi.InitError, match=match):
             fill_keyed_(t, seed=0, key="w", **kwargs)
         assert torch.equal(t, torch.full((4, 5), 7.0)), kwargs
+    for seed, key, match in [(-1, "w", "`seed`"), (True, "w", "`seed`"), (0.5, "w", "`seed`"),
+                             (0, 3, "`key`")]:
+        with pytest.raises(wi.InitError, match=match):
+            fill_keyed_(t, "normal", (0.0, 1.0), seed=seed, key=key)
+    with pytest.raises(wi.InitError, match="floating-point"):
+        fill_keyed_(torch.zeros(3, dtype=torch.int64), "normal", (0.0, 1.0), seed=0, key="w")
+    assert torch.equal(t, torch.full((4, 5), 7.0))
 
 
 def test_ndtri_matches_scipy_to_rounding():

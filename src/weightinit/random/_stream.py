@@ -412,6 +412,21 @@ def fill_keyed_(
     """
     if kind not in _KINDS:
         raise InitError(f"`kind` must be one of {', '.join(_KINDS)}, got {kind!r}.")
+    if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+        what = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        raise InitError(f"`tensor` must be a floating-point tensor, got {what}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InitError(f"`seed` must be an int in [0, 2**63), got {seed!r}.")
+    if not isinstance(key, str):
+        raise InitError(f"`key` must be a str (e.g. a parameter name), got {key!r}.")
+    count = 4 if kind == "truncated_normal" else 2
+    if len(params) != count or not all(math.isfinite(float(p)) for p in params):
+        raise InitError(
+            f"`params` for {kind!r} must be {count} finite numbers, got {tuple(params)!r}."
+        )
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int)
+                              or chunk < 1):
+        raise InitError(f"`chunk` must be a positive int, got {chunk!r}.")
     region = Region.of(tensor.shape, global_shape, offset)
     if tensor.numel() == 0:
         return tensor
