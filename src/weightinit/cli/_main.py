@@ -83,8 +83,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print("torch's calculate_gain is a table (tanh 5/3, selu 3/4, gelu missing).\n")
     print(f"tanh edge of chaos at bias_std 0.05: weight_std {tanh_edge.weight_std:.6f}, "
           f"q* {tanh_edge.q_star:.6f}")
-    print(f"He() keyed by name, seed {args.seed}: rows 128: of the full (256, 512) fill equal "
-          f"a (128, 512) shard filled alone: {shard_equal}")
+    print(f"keyed He() (seed {args.seed}): a (128, 512) shard filled alone equals rows 128: "
+          f"of the full fill: {shard_equal}")
     return 0
 
 
