@@ -56,8 +56,11 @@ def bench_keyed_fills(numel: int, reps: int) -> list[dict[str, object]]:
            lambda: fill_keyed_(x, "normal", (0.0, 1.0), seed=0, key="w", backend="compiled"),
            "torch normal_")
     record("torch nn.init.trunc_normal_", lambda: torch.nn.init.trunc_normal_(x), None)
+    truncated = wi.TruncatedNormal(1.0)
     record("wi keyed truncated normal (compiled)",
-           lambda: wi.TruncatedNormal(1.0).fill_(x, key="w"), "torch nn.init.trunc_normal_")
+           lambda: fill_keyed_(x, "truncated_normal", (0.0, truncated.sigma, -2.0, 2.0), seed=0,
+                               key="w", backend="compiled"),
+           "torch nn.init.trunc_normal_")
     small = torch.empty(1 << 22)
     record_small = _median_seconds(
         lambda: fill_keyed_(small, "normal", (0.0, 1.0), seed=0, key="w", backend="eager"), reps)

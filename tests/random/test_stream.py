@@ -191,7 +191,7 @@ def test_bad_arguments_are_refused_and_leave_the_tensor_unchanged():
                              (0, 3, "`key`")]:
         with pytest.raises(wi.InitError, match=match):
             fill_keyed_(t, "normal", (0.0, 1.0), seed=seed, key=key)
-    with pytest.raises(wi.InitError, match="floating-point"):
+    with pytest.raises(wi.InitError, match="float16, bfloat16, float32 or float64"):
         fill_keyed_(torch.zeros(3, dtype=torch.int64), "normal", (0.0, 1.0), seed=0, key="w")
     assert torch.equal(t, torch.full((4, 5), 7.0))
 
@@ -232,3 +232,37 @@ def test_aligned_blocks_equal_the_general_per_element_kernel(kind, params):
     part = _fill((2, 7001), kind, params, dtype=torch.float64, global_shape=shape,
                  offset=(1, 1499))
     assert torch.equal(part, full[1:, 1499:8500])
+
+
+@pytest.mark.parametrize(("kind", "params", "match"), [
+    ("truncated_normal", (0.0, 1.0, 2.0, -2.0), "a < b"),
+    ("truncated_normal", (0.0, 1.0, -40.0, -39.0), "37 sigma"),
+    ("uniform", (1.0, 0.0), "low < high"),
+    ("normal", (0.0, -1.0), ">= 0"),
+    ("normal", ("0", "x"), "finite numbers"),
+])
+def test_fill_keyed_checks_distribution_params(kind, params, match):
+    t = torch.full((3,), 7.0)
+    with pytest.raises(wi.InitError, match=match):
+        fill_keyed_(t, kind, params, seed=0, key="w")
+    with pytest.raises(wi.InitError, match="`substream`"):
+        fill_keyed_(t, "normal", (0.0, 1.0), seed=0, key="w", substream=2**40)
+    assert torch.equal(t, torch.full((3,), 7.0))
+
+
+def test_a_failing_compile_falls_back_to_the_eager_kernel():
+    """No C++ compiler, an unsupported device: the compiled kernel raises on its first call;
+    the fill continues eagerly (same values) and says so once."""
+    from weightinit.random._stream import _EAGER, _with_eager_fallback
+
+    def broken(*args):
+        raise RuntimeError("no compiler")
+
+    run = _with_eager_fallback(broken, "normal", "general")
+    out, expected = torch.empty(2, 50), torch.empty(2, 50)
+    args = (torch.tensor([[0], [50]]), wi.random._philox.key_tensor(0, "w"),
+            torch.tensor(0, dtype=torch.int32), torch.tensor([0.0, 1.0], dtype=torch.float64))
+    with pytest.warns(wi.InitWarning, match="eager kernel"):
+        run(out, *args)
+    _EAGER[("normal", "general")](expected, *args)
+    assert torch.equal(out, expected)

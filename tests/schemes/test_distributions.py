@@ -356,11 +356,9 @@ def test_std_formula_is_exact_for_structured_schemes(sid, case, dtype):
     by a relative 2**-24 (so 1e-6); bfloat16 by 2**-8 (e.g. ZerO's c = 2**-2.5), so 2**-8."""
     tensor = fill(sid, case, dtype, "keyed")
     spec = spec_for(sid, case)
-    # Orthogonal, DeltaOrthogonal and ZerO are built on the tensor's own (out, in, *kernel)
-    # shape whatever its layout (grouped, transposed), so their std is stated for the shape's
-    # plain fans (see Spec.std); Identity's formula 1/max(fan_in, fan_out) is group-aware.
-    kind = SCHEME[sid][1]
-    fans = fans_for(case) if kind == "identity" else fans_of_shape(SHAPES[case][0])
+    # Joint schemes are built on the tensor's own (out, in, *kernel) shape whatever its layout
+    # (grouped, transposed), so their std is stated for the shape's plain fans (see Spec.std).
+    fans = fans_of_shape(SHAPES[case][0])
     rtol = 1e-6 if dtype == torch.float32 else 2.0**-8
     measured = moment_std(spec, tensor)
     assert measured == pytest.approx(spec.std(fans), rel=rtol), (

@@ -404,3 +404,55 @@ def test_parameter_requiring_grad_is_filled_in_place():
     out = wi.He().fill_(param, key="weight")
     assert out is param and param.requires_grad and param.is_leaf
     assert param.grad_fn is None and bool((param != 0).any())
+
+
+# --- inputs found in review ----------------------------------------------------------
+
+
+def test_identity_std_counts_groups_with_plain_fans():
+    for shape, groups in [((4, 2), 2), ((8, 2, 3, 3), 4), ((6, 4, 3), 3)]:
+        spec = wi.Identity(gain=1.5, groups=groups)
+        t = spec.fill_(torch.empty(shape, dtype=torch.float64), key="w")
+        fans = wi.compute_fans(shape, "linear" if len(shape) == 2 else "conv")
+        assert spec.std(fans) == pytest.approx(float(t.std(correction=0)), rel=1e-12), shape
+
+
+def test_zero_builds_only_the_block_it_needs():
+    """ZerO's Hadamard block comes from (-1)^popcount(i & j): a 50257 x 16 weight would need a
+    65536^2 matrix if built whole."""
+    import math as _math
+
+    t = wi.ZerO().fill_(torch.empty(50257, 16, dtype=torch.float64), key="w")
+    m = _math.ceil(_math.log2(50257))
+    expected = torch.tensor([[(-1) ** bin(i & j).count("1") for j in range(16)]
+                             for i in range(0, 50257, 997)], dtype=torch.float64)
+    assert torch.equal(t[::997], 2.0 ** (-(m - 1) / 2) * expected)
+    assert wi.ZerO().std(wi.Fans(16, 50257)) == pytest.approx(float(t.std(correction=0)),
+                                                               rel=1e-12)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: wi.Uniform(-1e308, 1e308), "overflows"),
+    (lambda: wi.Constant(1e300).fill_(torch.zeros(3, dtype=torch.float16)), "overflows"),
+    (lambda: wi.Normal().fill_(torch.zeros(3, dtype=torch.float8_e4m3fn)), "float8"),
+    (lambda: wi.Normal().fill_(torch.zeros(3), generator=5), "`generator`"),
+    (lambda: wi.spec_from_dict({"type": ["x"]}), "'type'"),
+    (lambda: wi.Normal().fill_(torch.zeros(3), key="w", offset=("x",)), "`offset`"),
+    (lambda: wi.Sparse().std(wi.Fans(3, 0)), "positive fans"),
+    (lambda: wi.Orthogonal().std(wi.Fans(0, 0)), "positive fans"),
+])
+def test_more_bad_inputs_raise_init_error(call, match):
+    with pytest.raises(wi.InitError, match=match):
+        call()
+
+
+def test_std_accepts_a_fans_tuple_like_fill():
+    assert wi.He().std((300, 700)) == pytest.approx((2 / 300) ** 0.5)
+
+
+def test_an_empty_shard_of_a_real_tensor_does_not_warn():
+    import warnings as _warnings
+
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")
+        wi.Normal().fill_(torch.empty(0, 4), key="w", global_shape=(8, 4), offset=(8, 0))

@@ -290,3 +290,11 @@ def test_bad_bias_std(bias_std, pattern):
 def test_unknown_activation():
     with pytest.raises(wi.InitError, match="Did you mean 'tanh'"):
         wi.critical_point("tahn")
+
+
+def test_hardtanh_without_bias_is_the_origin_not_rounding_noise():
+    """hardtanh is the identity near 0, so excess(q) is zero to rounding for small q; a sign
+    flip there is not a fixed point."""
+    cp = wi.critical_point("hardtanh")
+    assert cp.q_star == 0.0
+    assert cp.weight_std == pytest.approx(1.0, rel=1e-9)

@@ -449,3 +449,37 @@ def test_not_an_activation(obj):
 def test_init_error_is_value_error():
     with pytest.raises(ValueError):
         wi.gain("gelx")
+
+
+# --- inputs that once escaped as non-InitError or never finished ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("activation", "params", "match"),
+    [
+        (lambda x: 1e200 * x, None, "not finite"),  # phi finite, phi^2 overflows
+        ("elu", {"alpha": 1e200}, "not finite"),
+        ("leaky_relu", {"negative_slope": 1e200}, "too large"),
+        (lambda x: x + 1e-3 * torch.rand_like(x), None, "does not converge"),  # random
+        (nn.Softmax(-1), None, "does not converge"),  # not elementwise
+    ],
+)
+def test_unintegrable_activations_are_refused_quickly(activation, params, match):
+    with pytest.raises(wi.InitError, match=match):
+        wi.gain(activation, params=params)
+
+
+def test_modules_are_evaluated_in_eval_mode():
+    """Dropout in eval mode is the identity: gain 1, and the user's module stays in train."""
+    module = nn.Dropout(0.5)
+    assert wi.gain(module) == pytest.approx(1.0, rel=1e-12)
+    assert module.training
+
+
+def test_unknown_module_with_parameters_is_evaluated_on_a_private_copy():
+    """PReLU is not in the table: it is integrated (slope 0.25 -> sqrt(2 / (1 + 0.25^2))) on a
+    float64 copy, and the user's module keeps its dtype, grads and mode."""
+    module = nn.PReLU()
+    assert wi.gain(module) == pytest.approx(math.sqrt(2 / (1 + 0.25**2)), rel=1e-9)
+    assert module.weight.dtype == torch.float32 and module.weight.grad is None
+    assert module.training

@@ -123,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
-        parser.print_help()
+        parser.print_usage(sys.stderr)
+        print("weightinit: error: a command is required (see `weightinit --help`)",
+              file=sys.stderr)
         return 2
     try:
         code: int = args.run(args)

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
-from .._errors import InitError
+from .._errors import InitError, InitWarning
 from ._philox import key_tensor, philox4x32
 
 Kind = Literal["uniform", "normal", "truncated_normal"]
@@ -45,6 +46,7 @@ KernelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tor
 AlignedFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.dtype],
                      tuple[torch.Tensor, torch.Tensor]]
 _KINDS = ("uniform", "normal", "truncated_normal")
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 # Elements per kernel call. Eager kernels keep dozens of temporaries alive, so they take 2**20
 # (a working set of ~100 MB); compiled kernels keep none and amortize their launch over 2**22.
@@ -137,13 +139,7 @@ _AS241_FAR = (
 def _rational(coefficients: tuple[tuple[float, ...], tuple[float, ...]],
               x: torch.Tensor) -> torch.Tensor:
     numerator, denominator = coefficients
-    top = torch.full_like(x, numerator[-1])
-    for c in reversed(numerator[:-1]):
-        top = top * x + c
-    bottom = torch.full_like(x, denominator[-1])
-    for c in reversed(denominator[:-1]):
-        bottom = bottom * x + c
-    return top / bottom
+    return _poly(numerator, x) / _poly(denominator, x)
 
 
 FAR_TAIL = 6.6  # |z| beyond which AS 241 uses its far-tail branch (r = sqrt(-log p) > 5)
@@ -256,9 +252,33 @@ def _kernel(kind: str, layout: str, compiled: bool) -> Callable[..., Any]:
         return _EAGER[(kind, layout)]
     fn = _COMPILED.get((kind, layout))
     if fn is None:
-        fn = torch.compile(_EAGER[(kind, layout)], dynamic=True, fullgraph=True)
+        fn = _with_eager_fallback(torch.compile(_EAGER[(kind, layout)], dynamic=True,
+                                                fullgraph=True), kind, layout)
         _COMPILED[(kind, layout)] = fn
     return fn
+
+
+def _with_eager_fallback(compiled: Callable[..., Any], kind: str, layout: str) -> Callable[
+        ..., Any]:
+    """Run the compiled kernel; if compiling fails (no C++ compiler, an unsupported device),
+    use the eager kernel from then on. Both give the same bits, so a fill that switches
+    midway is still exact."""
+    eager = _EAGER[(kind, layout)]
+    state = {"failed": False}
+
+    def run(*args: Any) -> Any:
+        if not state["failed"]:
+            try:
+                return compiled(*args)
+            except Exception as exc:  # torch raises many types from inductor and its compiler
+                state["failed"] = True
+                warnings.warn(
+                    f"torch.compile of the keyed {kind} kernel failed ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); using the eager kernel (same values, slower).",
+                    InitWarning, stacklevel=3,
+                )
+        return eager(*args)
+    return run
 
 
 def _choose_backend(backend: Backend, numel: int) -> Literal["eager", "compiled"]:
@@ -287,7 +307,7 @@ class Region:
            offset: Sequence[int] | None) -> Region:
         local = tuple(int(d) for d in shape)
         if global_shape is None:
-            if offset is not None and any(int(o) != 0 for o in offset):
+            if offset is not None and any(o != 0 for o in _int_tuple("offset", offset)):
                 raise InitError(
                     f"`offset` {tuple(offset)} needs `global_shape`: the shape of the whole "
                     "logical tensor this region belongs to."
@@ -412,18 +432,19 @@ def fill_keyed_(
     """
     if kind not in _KINDS:
         raise InitError(f"`kind` must be one of {', '.join(_KINDS)}, got {kind!r}.")
-    if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+    if not isinstance(tensor, torch.Tensor) or tensor.dtype not in FLOAT_DTYPES:
         what = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-        raise InitError(f"`tensor` must be a floating-point tensor, got {what}.")
+        raise InitError(
+            f"`tensor` must be a float16, bfloat16, float32 or float64 tensor, got {what}."
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise InitError(f"`seed` must be an int in [0, 2**63), got {seed!r}.")
     if not isinstance(key, str):
         raise InitError(f"`key` must be a str (e.g. a parameter name), got {key!r}.")
-    count = 4 if kind == "truncated_normal" else 2
-    if len(params) != count or not all(math.isfinite(float(p)) for p in params):
-        raise InitError(
-            f"`params` for {kind!r} must be {count} finite numbers, got {tuple(params)!r}."
-        )
+    _check_params(kind, params)
+    if isinstance(substream, bool) or not isinstance(substream, int) or not (
+            0 <= substream < 2**31):
+        raise InitError(f"`substream` must be an int in [0, 2**31), got {substream!r}.")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int)
                               or chunk < 1):
         raise InitError(f"`chunk` must be a positive int, got {chunk!r}.")
@@ -466,6 +487,34 @@ def fill_keyed_(
         if target is not tensor:
             tensor.copy_(target)
     return tensor
+
+
+def _check_params(kind: str, params: Sequence[float]) -> None:
+    count = 4 if kind == "truncated_normal" else 2
+    try:
+        values = [float(p) for p in params]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != count or not all(math.isfinite(v) for v in values) or any(
+            isinstance(p, (bool, str)) for p in params):
+        form = "(mean, sigma, a, b)" if count == 4 else (
+            "(low, high)" if kind == "uniform" else "(mean, std)")
+        raise InitError(
+            f"`params` for {kind!r} must be {count} finite numbers {form}, got {params!r}."
+        )
+    if kind == "uniform" and not (values[0] < values[1] and math.isfinite(values[1] - values[0])):
+        raise InitError(f"`params` for 'uniform' need low < high (finite width), got {params!r}.")
+    if kind != "uniform" and values[1] < 0:
+        raise InitError(f"`params` for {kind!r} need a std/sigma >= 0, got {params!r}.")
+    if kind == "truncated_normal":
+        _, _, a, b = values
+        if not a < b:
+            raise InitError(f"`params` for 'truncated_normal' need a < b, got {params!r}.")
+        if a * b > 0 and min(abs(a), abs(b)) > 37:
+            raise InitError(
+                f"`params` for 'truncated_normal': [a, b] = [{a}, {b}] lies beyond 37 sigma, "
+                "where the normal CDF underflows float64."
+            )
 
 
 def kernel_params(kind: str, params: Sequence[float]) -> list[float]:

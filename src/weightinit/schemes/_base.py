@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
@@ -10,7 +11,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from .._errors import InitError, InitWarning, did_you_mean
-from ..random import Region, fill_keyed_, kernel_params
+from ..random import FLOAT_DTYPES, Region, fill_keyed_, kernel_params
 from ..theory import Fans, infer_fans
 
 Kind = Literal["uniform", "normal", "truncated_normal"]
@@ -153,12 +154,13 @@ class Spec:
         """
         if not isinstance(tensor, torch.Tensor):
             raise InitError(f"`tensor` must be a torch.Tensor, got {type(tensor).__name__}.")
-        if not tensor.is_floating_point():
+        if tensor.dtype not in FLOAT_DTYPES:
             raise InitError(
-                f"`tensor` has dtype {tensor.dtype}; {type(self).__name__} fills floating "
-                "tensors only (float16, bfloat16, float32, float64). Cast it first, e.g. "
-                "`t = t.float()`."
+                f"`tensor` has dtype {tensor.dtype}; {type(self).__name__} fills float16, "
+                "bfloat16, float32 and float64 tensors. Cast it first, e.g. `t = t.float()`."
             )
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise InitError(f"`generator` must be a torch.Generator, got {generator!r}.")
         if key is None:
             if seed is not None:
                 raise InitError(
@@ -182,13 +184,19 @@ class Spec:
         self._check_shape(shape, given is not None)
         resolved = infer_fans(shape) if self.needs_fans and given is None else given
         if tensor.numel() == 0:
-            warnings.warn(
-                f"Initializing an empty tensor (shape {tuple(tensor.shape)}) is a no-op.",
-                InitWarning, stacklevel=2,
-            )
+            if math.prod(shape) == 0:  # an empty shard of a non-empty tensor is normal
+                warnings.warn(
+                    f"Initializing an empty tensor (shape {tuple(tensor.shape)}) is a no-op.",
+                    InitWarning, stacklevel=2,
+                )
             return tensor
+        constant = self._constant()
+        if constant is not None and abs(constant) > torch.finfo(tensor.dtype).max:
+            raise InitError(
+                f"`value` {constant!r} of {type(self).__name__} overflows {tensor.dtype} "
+                f"(largest {torch.finfo(tensor.dtype).max:g})."
+            )
         with torch.no_grad():
-            constant = self._constant()
             if constant is not None:
                 return tensor.fill_(constant)
             dist = self._distribution(resolved)
@@ -196,10 +204,10 @@ class Spec:
                 kind, params = dist
                 if key is None:
                     return _sample_with_generator(tensor, kind, params, generator)
-                return fill_keyed_(tensor, kind, params, seed=int(seed or 0), key=key,
+                return fill_keyed_(tensor, kind, params, seed=seed or 0, key=key,
                                    global_shape=region.global_shape, offset=region.offset)
             draw = (_draw_with_generator(shape, tensor.device, generator) if key is None
-                    else _draw_keyed(shape, tensor.device, int(seed or 0), key))
+                    else _draw_keyed(shape, tensor.device, seed or 0, key))
             full = self._full(shape, resolved, draw)
             index = tuple(slice(o, o + n) for o, n in zip(region.offset, region.shape,
                                                          strict=True))
@@ -208,12 +216,12 @@ class Spec:
 
 def spec_from_dict(data: dict[str, Any]) -> Spec:
     """Rebuild a spec from `Spec.to_dict()` output (validated like the constructor)."""
-    if not isinstance(data, dict) or "type" not in data:
-        raise InitError(f"`data` must be a dict with a 'type' key, got {data!r}.")
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise InitError(f"`data` must be a dict with a str 'type' key, got {data!r}.")
     fields = dict(data)
     name = fields.pop("type")
     cls = _REGISTRY.get(name)
-    if cls is None or cls is Spec:
+    if cls is None:
         raise InitError(
             f"`type` {name!r} is not a weightinit scheme.{did_you_mean(str(name), _REGISTRY)}"
         )

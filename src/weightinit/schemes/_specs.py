@@ -13,7 +13,7 @@ import torch
 
 from .._errors import InitError, check_finite, check_positive_finite
 from ..theory import Fans, gain
-from ._base import Draw, Kind, Spec
+from ._base import Draw, Kind, Spec, _as_fans
 
 Mode = Literal["fan_in", "fan_out", "fan_avg"]
 Distribution = Literal["normal", "truncated_normal", "uniform"]
@@ -121,6 +121,10 @@ class Uniform(Spec):
             raise InitError(
                 f"`low` (={self.low!r}) must be < `high` (={self.high!r}). For a constant use "
                 "Constant(value)."
+            )
+        if not math.isfinite(self.high - self.low):
+            raise InitError(
+                f"`high` - `low` (={self.high!r} - {self.low!r}) overflows float64; narrow it."
             )
 
     def std(self, fans: Fans | None = None) -> float:
@@ -232,6 +236,7 @@ class _Scaled(Spec):
             raise InitError(
                 f"{type(self).__name__}.std needs `fans` (e.g. wi.compute_fans(weight.shape))."
             )
+        fans = _as_fans(fans)
         scale, mode, _ = self._parts()
         n = {"fan_in": fans.fan_in, "fan_out": fans.fan_out, "fan_avg": fans.fan_avg}[mode]
         if n <= 0:
@@ -367,6 +372,19 @@ def _centre_tap(shape: tuple[int, ...]) -> tuple[slice | int, ...]:
     return (slice(None), slice(None), *(k // 2 for k in shape[2:]))
 
 
+def _matrix_dims(spec: Spec, fans: Fans | tuple[int, ...] | None) -> tuple[int, int, int]:
+    """(receptive field, out, in) of the tensor a joint scheme builds, from its plain fans."""
+    if fans is None:
+        raise InitError(
+            f"{type(spec).__name__}.std needs `fans`: wi.compute_fans(shape) of the tensor."
+        )
+    plain = _as_fans(fans)
+    rf = plain.receptive_field
+    if min(plain.fan_in, plain.fan_out, rf) <= 0:
+        raise InitError(f"{type(spec).__name__}.std needs positive fans, got {plain}.")
+    return rf, plain.fan_out // rf, plain.fan_in // rf
+
+
 def _check_gain(spec: Spec) -> None:
     _set(spec, "gain", check_positive_finite("gain", spec.gain))  # type: ignore[attr-defined]
 
@@ -388,10 +406,8 @@ class Orthogonal(Spec):
         _need_ndim(self, shape, 2, "(rows, cols, ...)")
 
     def std(self, fans: Fans | None = None) -> float:
-        if fans is None:
-            raise InitError("Orthogonal.std needs `fans`.")
-        rows = fans.fan_out // max(fans.receptive_field, 1)
-        return self.gain / math.sqrt(max(rows, fans.fan_in))
+        rf, rows, inp = _matrix_dims(self, fans)
+        return self.gain / math.sqrt(max(rows, inp * rf))
 
     def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
         matrix = draw("normal", (0.0, 1.0), 0).reshape(shape[0], -1)
@@ -413,10 +429,7 @@ class DeltaOrthogonal(Spec):
         _need_ndim(self, shape, 3, "(out, in, *kernel)")
 
     def std(self, fans: Fans | None = None) -> float:
-        if fans is None:
-            raise InitError("DeltaOrthogonal.std needs `fans`.")
-        rf = max(fans.receptive_field, 1)
-        out, inp = fans.fan_out // rf, fans.fan_in // rf
+        rf, out, inp = _matrix_dims(self, fans)
         energy = self.gain**2 * min(out, inp)  # sum of squares of the centre tap
         total = out * inp * rf
         return math.sqrt(energy / total)
@@ -451,9 +464,11 @@ class Identity(Spec):
             )
 
     def std(self, fans: Fans | None = None) -> float:
-        if fans is None:
-            raise InitError("Identity.std needs `fans`.")
-        p = 1.0 / max(fans.fan_in, fans.fan_out)  # fraction of entries equal to gain
+        rf, out, inp = _matrix_dims(self, fans)
+        if out % self.groups:
+            raise InitError(f"`groups` (={self.groups}) must divide out_channels (={out}).")
+        ones = self.groups * min(out // self.groups, inp)
+        p = ones / (out * inp * rf)  # fraction of entries equal to gain
         return self.gain * math.sqrt(p * (1.0 - p))
 
     def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
@@ -492,9 +507,7 @@ class Sparse(Spec):
             raise InitError(f"Sparse needs a 2-d (rows, cols) tensor, got shape {shape}.")
 
     def std(self, fans: Fans | None = None) -> float:
-        if fans is None:
-            raise InitError("Sparse.std needs `fans`.")
-        rows = fans.fan_out
+        _, rows, _ = _matrix_dims(self, fans)
         zeros = math.ceil(self.sparsity * rows)
         return self.std_ * math.sqrt(1.0 - zeros / rows)
 
@@ -508,12 +521,16 @@ class Sparse(Spec):
         return result
 
 
-def _hadamard(m: int) -> torch.Tensor:
-    """The 2^m x 2^m Sylvester Hadamard matrix, entries +-1."""
-    h = torch.ones(1, 1, dtype=torch.float64)
-    for _ in range(m):
-        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
-    return h
+def _hadamard_block(rows: int, cols: int) -> torch.Tensor:
+    """The top-left rows x cols block of a Sylvester Hadamard matrix: (-1)^popcount(i & j),
+    built without the full 2^m x 2^m matrix."""
+    bits = (torch.arange(rows, dtype=torch.int64)[:, None]
+            & torch.arange(cols, dtype=torch.int64)[None, :])
+    parity = torch.zeros_like(bits)
+    while bool(bits.any()):
+        parity ^= bits & 1
+        bits >>= 1
+    return 1.0 - 2.0 * parity.to(torch.float64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -534,13 +551,11 @@ class ZerO(Spec):
             return torch.eye(out, inp, dtype=torch.float64)
         m = math.ceil(math.log2(out))
         scale: float = 2.0 ** (-(m - 1) / 2)
-        return scale * _hadamard(m)[:out, :inp]
+        return scale * _hadamard_block(out, inp)
 
     def std(self, fans: Fans | None = None) -> float:
-        if fans is None:
-            raise InitError("ZerO.std needs `fans`.")
-        rf = max(fans.receptive_field, 1)
-        block = self.matrix(fans.fan_out // rf, fans.fan_in // rf)
+        rf, out, inp = _matrix_dims(self, fans)
+        block = self.matrix(out, inp)
         count = block.numel() * rf
         mean = float(block.sum()) / count
         return math.sqrt(max(float((block**2).sum()) / count - mean * mean, 0.0))

@@ -150,8 +150,9 @@ def _module(module: nn.Module) -> Activation:
     if known is not None:
         name, attrs = known
         return _named(name, {attr: getattr(module, attr) for attr in attrs})
-    # Unknown module: evaluate it in float64 on a private copy, so its parameters are untouched.
-    private = copy.deepcopy(module).to(torch.float64)
+    # Unknown module: evaluate it in float64 on a private copy in eval mode (no dropout), so
+    # the user's module, its parameters and its mode are untouched.
+    private = copy.deepcopy(module).to(torch.float64).eval().requires_grad_(False)
 
     def call(x: torch.Tensor) -> torch.Tensor:
         out = private(x)

@@ -27,7 +27,8 @@ class CriticalPoint:
         q_star: the fixed point of the pre-activation variance q. ``0.0`` when the fixed point
             is the origin; ``inf`` when it diverges; ``nan`` when every q is a fixed point
             (positively homogeneous activations without bias).
-        chi1: sigma_w^2 E[phi'(sqrt(q*) z)^2], 1 up to the solver's tolerance.
+        chi1: sigma_w^2 E[phi'(sqrt(q*) z)^2] at the returned point: 1 by construction,
+            since sigma_w is solved from it; kept so the point can be read on its own.
     """
 
     weight_std: float
@@ -88,12 +89,15 @@ def critical_point(activation: object = "tanh", *, bias_std: float = 0.0,
     for i in range(len(grid) - 1):
         if (values[i] >= 0) == (values[i + 1] >= 0):
             continue
+        if max(abs(values[i]) / grid[i], abs(values[i + 1]) / grid[i + 1]) < 1e-9:
+            continue  # a sign flip at rounding level (hardtanh near 0), not a crossing
         q_star = _bisect(excess, grid[i], grid[i + 1], rising=values[i] < 0)
-        weight_var = 1.0 / second_moment(act, q=q_star, derivative=True)
+        slope_moment = second_moment(act, q=q_star, derivative=True)
+        weight_var = 1.0 / slope_moment
         if _is_attracting(act, q_star, weight_var):
-            chi1 = weight_var * second_moment(act, q=q_star, derivative=True)
-            return CriticalPoint(math.sqrt(weight_var), bias, q_star, chi1)
-    if bias == 0 and all(v < 0 for v in values) and second_moment(act, q=0.0) == 0:
+            return CriticalPoint(math.sqrt(weight_var), bias, q_star, weight_var * slope_moment)
+    below = all(v < 0 or abs(v) < 1e-9 * q for q, v in zip(grid, values, strict=True))
+    if bias == 0 and below and second_moment(act, q=0.0) == 0:
         # The origin: chi_1 = sigma_w^2 E[phi'(sqrt(q) z)^2] as q -> 0+, which averages the
         # squared one-sided slopes at a kink (SELU), hence a tiny q rather than q = 0.
         slope = second_moment(act, q=1e-30, derivative=True)
@@ -101,7 +105,7 @@ def critical_point(activation: object = "tanh", *, bias_std: float = 0.0,
             raise InitError(f"`activation` {act.label} has phi'(0) = 0: no critical point.")
         # It counts only if small q shrinks back to 0 (tanh, SELU), not if it grows (GELU).
         small = 1e-4
-        if second_moment(act, q=small) / slope < small * (1 - 1e-9):
+        if second_moment(act, q=small) / slope <= small * (1 + 1e-9):
             return CriticalPoint(1.0 / math.sqrt(slope), bias, 0.0, 1.0)
     raise InitError(
         f"`activation` {act.label} with `bias_std`={bias!r} has no attracting fixed point with "

@@ -56,7 +56,12 @@ def second_moment(activation: object, *, q: float = 1.0, derivative: bool = Fals
     scale = math.sqrt(q)
     fn = _derivative if derivative else _values
     edges = [k / scale for k in act.kinks] if scale > 0 else []
-    return gaussian_expectation(lambda z: fn(act, scale * z) ** 2, edges)
+    try:
+        return gaussian_expectation(lambda z: fn(act, scale * z) ** 2, edges)
+    except InitError as exc:
+        if str(exc).startswith("`activation`"):
+            raise
+        raise InitError(f"`activation` {act.label}: {exc}") from None
 
 
 def _closed_form(act: Activation) -> float | None:
@@ -133,7 +138,10 @@ def gain(activation: object = "relu", *, mode: GainMode = "forward",
                 "knows names. Use mode='forward'."
             )
         return _torch_gain(act)
-    closed = _closed_form(act)
+    try:
+        closed = _closed_form(act)
+    except OverflowError:
+        raise InitError(f"`activation` {act.label} has parameters too large for a gain.") from None
     if closed is not None:
         return closed
     moment = second_moment(act, derivative=(mode == "backward"))

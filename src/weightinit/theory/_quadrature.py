@@ -20,10 +20,13 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
+from .._errors import InitError
+
 _HALF_WIDTH = 12.0
 _PANEL = 0.25
 _NODES = 16
 _MAX_LEVELS = 48
+_MAX_ACTIVE = 256  # panels still being split: a few per kink; more means no convergence
 _REL_TOL = 1e-15
 
 
@@ -61,7 +64,12 @@ def gaussian_expectation(values: Callable[[torch.Tensor], torch.Tensor],
 
     def integrate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         nodes, weights = _panel_nodes(a, b)
-        f = values(torch.from_numpy(nodes.ravel())).to(torch.float64).numpy()
+        f = values(torch.from_numpy(nodes.ravel())).detach().to(torch.float64).numpy()
+        if not np.isfinite(f).all():
+            raise InitError(
+                "The integrand E[f(z)] is not finite on |z| <= 12 (an overflow?): the "
+                "activation's values or slopes are too large to integrate in float64."
+            )
         return np.asarray((f.reshape(nodes.shape) * weights).sum(axis=1))
 
     whole = integrate(lo, hi)
@@ -77,6 +85,12 @@ def gaussian_expectation(values: Callable[[torch.Tensor], torch.Tensor],
         if done.all():
             return total
         keep = ~done
+        if 2 * int(keep.sum()) > _MAX_ACTIVE:
+            raise InitError(
+                "The quadrature does not converge: the activation is not a deterministic "
+                "elementwise function (dropout, softmax, noise?). Pass a function of each "
+                "element alone, in eval mode."
+            )
         lo, hi = np.concatenate([lo[keep], mid[keep]]), np.concatenate([mid[keep], hi[keep]])
         whole = np.concatenate([left[keep], right[keep]])
     return total + float(whole.sum())
