@@ -25,6 +25,17 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
+def check_choice(argument: str, value: object, choices: Iterable[str]) -> None:
+    """Raise InitError naming `argument` unless `value` is one of `choices` (with a close match
+    suggested, e.g. 'fanin' -> "Did you mean 'fan_in'?")."""
+    options = tuple(choices)
+    if value not in options:
+        raise InitError(
+            f"`{argument}` must be one of {', '.join(map(repr, options))}, got {value!r}."
+            f"{did_you_mean(str(value), options)}"
+        )
+
+
 def check_positive_finite(argument: str, value: float, *, allow_zero: bool = False) -> float:
     """Return `value` as a float, or raise InitError naming `argument`."""
     try:

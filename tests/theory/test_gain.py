@@ -371,7 +371,7 @@ def test_unknown_name_suggests_closest():
 
 
 def test_bad_mode():
-    with pytest.raises(wi.InitError, match=r"`mode` must be one of forward, backward, torch"):
+    with pytest.raises(wi.InitError, match=r"`mode` must be one of 'forward', 'backward', 'torch'"):
         wi.gain("relu", mode="sideways")
 
 

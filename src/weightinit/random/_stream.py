@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._errors import InitError, InitWarning
+from .._errors import InitError, InitWarning, check_choice
 from ._philox import key_tensor, philox4x32
 
 Kind = Literal["uniform", "normal", "truncated_normal"]
@@ -281,9 +281,15 @@ def _with_eager_fallback(compiled: Callable[..., Any], kind: str, layout: str) -
     return run
 
 
+def check_seed(seed: object) -> int:
+    """`seed` as an int in [0, 2**63), or InitError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InitError(f"`seed` must be an int in [0, 2**63), got {seed!r}.")
+    return seed
+
+
 def _choose_backend(backend: Backend, numel: int) -> Literal["eager", "compiled"]:
-    if backend not in ("auto", "eager", "compiled"):
-        raise InitError(f"`backend` must be 'auto', 'eager' or 'compiled', got {backend!r}.")
+    check_choice("backend", backend, ("auto", "eager", "compiled"))
     if backend != "auto":
         return backend
     setting = os.environ.get("WEIGHTINIT_COMPILE", "auto").strip().lower()
@@ -430,15 +436,13 @@ def fill_keyed_(
     Returns:
         `tensor`.
     """
-    if kind not in _KINDS:
-        raise InitError(f"`kind` must be one of {', '.join(_KINDS)}, got {kind!r}.")
+    check_choice("kind", kind, _KINDS)
     if not isinstance(tensor, torch.Tensor) or tensor.dtype not in FLOAT_DTYPES:
         what = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
         raise InitError(
             f"`tensor` must be a float16, bfloat16, float32 or float64 tensor, got {what}."
         )
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise InitError(f"`seed` must be an int in [0, 2**63), got {seed!r}.")
+    check_seed(seed)
     if not isinstance(key, str):
         raise InitError(f"`key` must be a str (e.g. a parameter name), got {key!r}.")
     _check_params(kind, params)

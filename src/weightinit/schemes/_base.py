@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from .._errors import InitError, InitWarning, did_you_mean
-from ..random import FLOAT_DTYPES, Region, fill_keyed_, kernel_params
+from ..random import FLOAT_DTYPES, Region, check_seed, fill_keyed_, kernel_params
 from ..theory import Fans, infer_fans
 
 Kind = Literal["uniform", "normal", "truncated_normal"]
@@ -66,12 +66,6 @@ def _as_fans(fans: object) -> Fans:
             f"non-negative ints, got {fans!r}. wi.compute_fans(shape, layout) builds one."
         )
     return Fans(*values)
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise InitError(f"`seed` must be an int in [0, 2**63), got {seed!r}.")
-    return seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +171,7 @@ class Spec:
                 raise InitError(f"`key` must be a str (e.g. a parameter name), got {key!r}.")
             if generator is not None:
                 raise InitError("Pass either `key=` (keyed stream) or `generator=`, not both.")
-            seed = _check_seed(0 if seed is None else seed)
+            seed = check_seed(0 if seed is None else seed)
         region = Region.of(tensor.shape, global_shape, offset)
         shape = region.global_shape
         given = None if fans is None else _as_fans(fans)

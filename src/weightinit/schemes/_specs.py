@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
-from .._errors import InitError, check_finite, check_positive_finite
+from .._errors import InitError, check_choice, check_finite, check_positive_finite
 from ..theory import Fans, gain
 from ._base import Draw, Kind, Spec, _as_fans
 
@@ -19,16 +19,6 @@ Mode = Literal["fan_in", "fan_out", "fan_avg"]
 Distribution = Literal["normal", "truncated_normal", "uniform"]
 _MODES = ("fan_in", "fan_out", "fan_avg")
 _DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
-
-
-def _choice(argument: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        from .._errors import did_you_mean
-
-        raise InitError(
-            f"`{argument}` must be one of {', '.join(map(repr, choices))}, got {value!r}."
-            f"{did_you_mean(str(value), choices)}"
-        )
 
 
 def _set(spec: Spec, name: str, value: object) -> None:
@@ -87,7 +77,7 @@ class Ones(Spec):
 class Normal(Spec):
     """N(mean, std^2)."""
 
-    std_: float = dataclasses.field(default=1.0, metadata={"name": "std"})
+    std_: float = 1.0
     mean: float = 0.0
 
     def __init__(self, std: float = 1.0, mean: float = 0.0) -> None:
@@ -170,7 +160,7 @@ class TruncatedNormal(Spec):
     `mean` is the underlying normal's location, the mean of the result when a = -b.
     """
 
-    std_: float = dataclasses.field(default=1.0, metadata={"name": "std"})
+    std_: float = 1.0
     mean: float = 0.0
     a: float = -2.0
     b: float = 2.0
@@ -272,8 +262,8 @@ class VarianceScaling(_Scaled):
 
     def __post_init__(self) -> None:
         _set(self, "scale", check_positive_finite("scale", self.scale))
-        _choice("mode", self.mode, _MODES)
-        _choice("distribution", self.distribution, _DISTRIBUTIONS)
+        check_choice("mode", self.mode, _MODES)
+        check_choice("distribution", self.distribution, _DISTRIBUTIONS)
 
     def _parts(self) -> tuple[float, str, str]:
         return self.scale, self.mode, self.distribution
@@ -297,8 +287,8 @@ class He(_Scaled):
                 "VarianceScaling(wi.gain(fn) ** 2, 'fan_in', 'normal')."
             )
         gain(self.activation)  # validates the name now, not at the first fill
-        _choice("mode", self.mode, _MODES)
-        _choice("distribution", self.distribution, _DISTRIBUTIONS)
+        check_choice("mode", self.mode, _MODES)
+        check_choice("distribution", self.distribution, _DISTRIBUTIONS)
 
     def _parts(self) -> tuple[float, str, str]:
         return gain(self.activation) ** 2, self.mode, self.distribution
@@ -314,7 +304,7 @@ class Glorot(_Scaled):
     gain: float = 1.0
 
     def __post_init__(self) -> None:
-        _choice("distribution", self.distribution, _DISTRIBUTIONS)
+        check_choice("distribution", self.distribution, _DISTRIBUTIONS)
         _set(self, "gain", check_positive_finite("gain", self.gain))
 
     def _parts(self) -> tuple[float, str, str]:
@@ -330,7 +320,7 @@ class LeCun(_Scaled):
     distribution: Distribution = "normal"
 
     def __post_init__(self) -> None:
-        _choice("distribution", self.distribution, _DISTRIBUTIONS)
+        check_choice("distribution", self.distribution, _DISTRIBUTIONS)
 
     def _parts(self) -> tuple[float, str, str]:
         return 1.0, "fan_in", self.distribution
@@ -487,7 +477,7 @@ class Sparse(Spec):
     Deep learning via Hessian-free optimization, 2010; torch's ``sparse_``). 2-d only."""
 
     sparsity: float = 0.9
-    std_: float = dataclasses.field(default=0.01, metadata={"name": "std"})
+    std_: float = 0.01
 
     def __init__(self, sparsity: float = 0.9, std: float = 0.01) -> None:
         value = check_finite("sparsity", sparsity)

@@ -7,7 +7,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Literal, NamedTuple
 
-from .._errors import InitError
+from .._errors import InitError, check_choice
 
 Layout = Literal["linear", "conv", "conv_transpose", "embedding", "qkv", "experts"]
 LAYOUTS: tuple[str, ...] = ("linear", "conv", "conv_transpose", "embedding", "qkv", "experts")
@@ -82,8 +82,7 @@ def compute_fans(shape: object, layout: Layout = "linear", *, groups: int = 1) -
             groups.
     """
     dims = _as_shape(shape)
-    if layout not in LAYOUTS:
-        raise InitError(f"`layout` must be one of {', '.join(LAYOUTS)}, got {layout!r}.")
+    check_choice("layout", layout, LAYOUTS)
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise InitError(f"`groups` must be a positive int, got {groups!r}.")
     if groups != 1 and layout not in ("conv", "conv_transpose"):

@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from .._errors import InitError
+from .._errors import InitError, check_choice
 from ._activations import Activation, Params, resolve_activation
 from ._quadrature import gaussian_expectation
 
@@ -128,8 +128,7 @@ def gain(activation: object = "relu", *, mode: GainMode = "forward",
         >>> round(wi.gain("gelu"), 6)
         1.53353
     """
-    if mode not in _MODES:
-        raise InitError(f"`mode` must be one of {', '.join(_MODES)}, got {mode!r}.")
+    check_choice("mode", mode, _MODES)
     act = resolve_activation(activation, params)
     if mode == "torch":
         if not act.known:
