@@ -34,8 +34,15 @@ def _need_ndim(spec: Spec, shape: tuple[int, ...], low: int, form: str) -> None:
 
 
 # --- constants ---------------------------------------------------------------------------------
+class _Fixed(Spec):
+    """A single value everywhere: std 0 for any fans."""
+
+    def std(self, fans: Fans | None = None) -> float:
+        return 0.0
+
+
 @dataclasses.dataclass(frozen=True)
-class Constant(Spec):
+class Constant(_Fixed):
     """Every element equal to `value`."""
 
     value: float = 0.0
@@ -43,30 +50,21 @@ class Constant(Spec):
     def __post_init__(self) -> None:
         _set(self, "value", check_finite("value", self.value))
 
-    def std(self, fans: Fans | None = None) -> float:
-        return 0.0
-
     def _constant(self) -> float | None:
         return self.value
 
 
 @dataclasses.dataclass(frozen=True)
-class Zeros(Spec):
+class Zeros(_Fixed):
     """All zeros: biases, and residual branches under zero-init (Fixup, ReZero)."""
-
-    def std(self, fans: Fans | None = None) -> float:
-        return 0.0
 
     def _constant(self) -> float | None:
         return 0.0
 
 
 @dataclasses.dataclass(frozen=True)
-class Ones(Spec):
+class Ones(_Fixed):
     """All ones: norm scales."""
-
-    def std(self, fans: Fans | None = None) -> float:
-        return 0.0
 
     def _constant(self) -> float | None:
         return 1.0
@@ -385,7 +383,8 @@ class Orthogonal(Spec):
     rows <= cols, W^T W = gain^2 I otherwise (Saxe et al., Exact solutions to the nonlinear
     dynamics of learning in deep linear neural networks, 2013, https://arxiv.org/abs/1312.6120).
     The Gaussian matrix comes from the keyed stream of the whole logical tensor; QR runs in
-    float64 on one thread so the result is reproducible bit for bit."""
+    float64 on one thread, so the result is bit for bit the same for any thread count or shard
+    on one build (LAPACK's QR may differ in the last bit between builds and devices)."""
 
     gain: float = 1.0
 
@@ -463,11 +462,10 @@ class Identity(Spec):
 
     def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
         full = torch.zeros(shape, dtype=torch.float64)
-        per_group = shape[0] // self.groups
-        centre = tuple(k // 2 for k in shape[2:])
-        for g in range(self.groups):
-            for d in range(min(per_group, shape[1])):
-                full[(g * per_group + d, d, *centre)] = self.gain
+        rows = torch.arange(shape[0])
+        cols = rows % (shape[0] // self.groups)  # output d of each group reads input d
+        keep = cols < shape[1]
+        full[_centre_tap(shape)][rows[keep], cols[keep]] = self.gain
         return full
 
 
