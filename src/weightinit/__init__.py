@@ -6,8 +6,17 @@ it are private.
 
 from ._errors import InitError as InitError
 from ._errors import InitWarning as InitWarning
+from .model import ROLES as ROLES
+from .model import Feed as Feed
+from .model import InitPlan as InitPlan
+from .model import ParamInfo as ParamInfo
+from .model import PlanRow as PlanRow
+from .model import Policy as Policy
+from .model import Rule as Rule
+from .model import init_model as init_model
 from .random import derive_key as derive_key
 from .random import fill_keyed_ as fill_keyed_
+from .schemes import BlockConstant as BlockConstant
 from .schemes import Constant as Constant
 from .schemes import DeltaOrthogonal as DeltaOrthogonal
 from .schemes import Glorot as Glorot
@@ -37,21 +46,29 @@ from .theory import gain as gain
 __version__ = "0.1.0"
 
 __all__ = [
+    "ROLES",
     "Activation",
+    "BlockConstant",
     "Constant",
     "CriticalPoint",
     "DeltaOrthogonal",
     "Fans",
+    "Feed",
     "Glorot",
     "He",
     "Identity",
     "InitError",
+    "InitPlan",
     "InitWarning",
     "Kaiming",
     "LeCun",
     "Normal",
     "Ones",
     "Orthogonal",
+    "ParamInfo",
+    "PlanRow",
+    "Policy",
+    "Rule",
     "Sparse",
     "Spec",
     "TruncatedNormal",
@@ -66,5 +83,6 @@ __all__ = [
     "derive_key",
     "fill_keyed_",
     "gain",
+    "init_model",
     "spec_from_dict",
 ]

@@ -2,6 +2,7 @@
 
 from ._base import Spec as Spec
 from ._base import spec_from_dict as spec_from_dict
+from ._specs import BlockConstant as BlockConstant
 from ._specs import Constant as Constant
 from ._specs import DeltaOrthogonal as DeltaOrthogonal
 from ._specs import Glorot as Glorot
@@ -22,7 +23,7 @@ from ._specs import Zeros as Zeros
 from ._specs import truncated_std_factor as truncated_std_factor
 
 __all__ = [
-    "Constant", "DeltaOrthogonal", "Glorot", "He", "Identity", "Kaiming", "LeCun", "Normal",
-    "Ones", "Orthogonal", "Sparse", "Spec", "TruncatedNormal", "Uniform", "VarianceScaling",
-    "Xavier", "ZerO", "Zeros", "spec_from_dict", "truncated_std_factor",
+    "BlockConstant", "Constant", "DeltaOrthogonal", "Glorot", "He", "Identity", "Kaiming",
+    "LeCun", "Normal", "Ones", "Orthogonal", "Sparse", "Spec", "TruncatedNormal", "Uniform",
+    "VarianceScaling", "Xavier", "ZerO", "Zeros", "spec_from_dict", "truncated_std_factor",
 ]

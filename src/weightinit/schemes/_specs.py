@@ -552,3 +552,36 @@ class ZerO(Spec):
         full = torch.zeros(shape, dtype=torch.float64)
         full[_centre_tap(shape)] = self.matrix(shape[0], shape[1])
         return full
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockConstant(Spec):
+    """Dim 0 split into ``len(values)`` equal blocks, block i filled with ``values[i]``: the
+    bias of stacked recurrent gates, e.g. an LSTM's (input, forget, cell, output) with the
+    forget gate at 1 (Jozefowicz et al., An Empirical Exploration of Recurrent Network
+    Architectures, 2015)."""
+
+    values: tuple[float, ...] = (0.0,)
+
+    def __post_init__(self) -> None:
+        values = self.values
+        if isinstance(values, (str, bytes)) or not isinstance(values, (tuple, list)) or not values:
+            raise InitError(f"`values` must be a non-empty tuple of numbers, got {values!r}.")
+        _set(self, "values", tuple(check_finite("values", v) for v in values))
+
+    def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
+        _need_ndim(self, shape, 1, "(blocks * size, ...)")
+        if shape[0] % len(self.values):
+            raise InitError(
+                f"BlockConstant with {len(self.values)} values needs dim 0 divisible by "
+                f"{len(self.values)}, got shape {shape}."
+            )
+
+    def std(self, fans: Fans | None = None) -> float:
+        return float(np.std(np.asarray(self.values, dtype=np.float64)))
+
+    def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
+        block = torch.tensor(self.values, dtype=torch.float64)
+        per = shape[0] // len(self.values)
+        column = block.repeat_interleave(per).reshape(-1, *([1] * (len(shape) - 1)))
+        return column.expand(shape).clone()

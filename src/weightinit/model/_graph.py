@@ -1,0 +1,225 @@
+"""Record one forward pass as a small dataflow graph: every tensor made during the pass is a node
+that knows which op (or which module) produced it and from which nodes.
+
+A `TorchFunctionMode` sees functional code (``F.gelu``, ``x * torch.sigmoid(x)``, ``a + b``);
+module hooks see layers. A parameterized module's forward hook re-labels its output as one
+``layer`` node whose inputs are the module's inputs, hiding the ops inside it. Nothing here
+interprets the graph; `_dataflow` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+# Calls that only query metadata or toggle state: they make no dataflow.
+_IGNORED = frozenset({
+    "__get__", "__set__", "dim", "size", "numel", "stride", "is_floating_point", "is_complex",
+    "element_size", "data_ptr", "_set_grad_enabled", "__len__", "__bool__", "__format__",
+    "__repr__", "__hash__", "__index__", "__int__", "__float__", "item", "tolist",
+    "is_contiguous", "storage_offset", "has_names", "requires_grad_", "retain_grad",
+})
+
+
+@dataclasses.dataclass(eq=False)
+class Node:
+    """One tensor produced during the pass (or a graph input).
+
+    `kind` is ``"input"`` (an argument of the model), ``"op"`` (a torch function), ``"layer"``
+    (the output of a module with its own parameters) or ``"const"`` (a tensor that existed
+    before the pass and is not a model input: a buffer, a parameter used functionally, a
+    literal). `args`/`kwargs` keep the call's structure with tensors replaced by `Ref`s, so an
+    op can be replayed on other values.
+    """
+
+    id: int
+    kind: str
+    name: str
+    inputs: tuple[Node, ...] = ()
+    func: Callable[..., Any] | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    out_index: int | None = None
+    module: str | None = None
+    shape: tuple[int, ...] = ()
+
+    def __hash__(self) -> int:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"Node({self.id}, {self.kind}, {self.name})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Ref:
+    """A tensor argument of a recorded op: the node that produced it, or a constant value."""
+
+    node: Node
+    value: torch.Tensor | None = None  # for small constants whose values are known
+
+
+class Graph:
+    """Nodes in creation order plus, per parameterized module, its calls in execution order."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        self._by_tensor: dict[int, tuple[torch.Tensor, Node]] = {}
+        self._ids = itertools.count()
+        self.calls: dict[str, list[tuple[Node, ...]]] = {}  # module name -> inputs per call
+        self.outputs: dict[str, list[Node]] = {}  # module name -> output node per call
+        self.order: list[str] = []  # parameterized modules by first call
+        self.result: list[Node] = []  # nodes of the model's outputs
+
+    def new(self, kind: str, name: str, tensor: torch.Tensor | None = None,
+            **fields: Any) -> Node:
+        shape = tuple(tensor.shape) if tensor is not None else ()
+        node = Node(next(self._ids), kind, name, shape=shape, **fields)
+        self.nodes.append(node)
+        if tensor is not None:
+            self.bind(tensor, node)
+        return node
+
+    def bind(self, tensor: torch.Tensor, node: Node) -> None:
+        # Keep the tensor alive while it is bound, so its id cannot be reused by another.
+        self._by_tensor[id(tensor)] = (tensor, node)
+
+    def node_of(self, tensor: torch.Tensor) -> Node:
+        found = self._by_tensor.get(id(tensor))
+        if found is not None and found[0] is tensor:
+            return found[1]
+        # A tensor from outside the pass (a buffer, a literal): a constant, with its value
+        # kept when it is a known scalar so pointwise code around it can be replayed.
+        known = tensor.device.type != "meta" and tensor.numel() <= 1
+        return self.new("const", "const", tensor,
+                        args=(tensor.detach().clone(),) if known else ())
+
+    def release(self) -> None:
+        self._by_tensor.clear()
+
+
+def _tensors(tree: Any) -> list[torch.Tensor]:
+    leaves, _ = tree_flatten(tree)
+    return [x for x in leaves if isinstance(x, torch.Tensor)]
+
+
+def _func_name(func: Callable[..., Any]) -> str:
+    return str(getattr(func, "__name__", type(func).__name__))
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self, graph: Graph) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = _func_name(func)
+        if name in _IGNORED:
+            return func(*args, **kwargs)
+        graph = self.graph
+        # Read the inputs' nodes BEFORE the call: an in-place op rebinds its tensor.
+        refs: dict[int, Ref] = {}
+        for tensor in _tensors((args, kwargs)):
+            node = graph.node_of(tensor)
+            known = node.args[0] if node.kind == "const" and node.args else None
+            refs[id(tensor)] = Ref(node, known)
+        out = func(*args, **kwargs)
+        outputs = _tensors(out)
+        if not outputs:
+            return out
+
+        def as_ref(x: Any) -> Any:
+            return refs[id(x)] if isinstance(x, torch.Tensor) else x
+
+        rec_args = tree_map(as_ref, tuple(args))
+        rec_kwargs = tree_map(as_ref, dict(kwargs))
+        inputs = tuple(dict.fromkeys(ref.node for ref in refs.values()))
+        several = len(outputs) > 1 or not isinstance(out, torch.Tensor)
+        for index, tensor in enumerate(outputs):
+            graph.new("op", name, tensor, inputs=inputs, func=func, args=rec_args,
+                      kwargs=rec_kwargs, out_index=index if several else None)
+        return out
+
+
+def _own_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters(recurse=False))
+
+
+@torch.no_grad()
+def record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+           run: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> Graph:
+    """Run `run(args, kwargs)` (a forward of `model`) and return the graph it made.
+
+    Every module with its own parameters is a layer: its output becomes one `layer` node.
+    Hooks are removed and the mode popped whatever happens.
+    """
+    graph = Graph()
+    names = {module: name for name, module in model.named_modules(remove_duplicate=False)}
+    handles: list[Any] = []
+    pending: dict[str, list[tuple[tuple[Node, ...], int]]] = {}
+    done = [0]  # layer calls completed so far
+
+    def pre_hook(module: nn.Module, inputs: Any, kw: Any = None) -> None:
+        name = names[module]
+        nodes = tuple(graph.node_of(t) for t in _tensors((inputs, kw or {})))
+        pending.setdefault(name, []).append((nodes, done[0]))
+
+    def post_hook(module: nn.Module, inputs: Any, kw: Any, output: Any = None) -> None:
+        name = names[module]
+        nodes, before = pending[name].pop()
+        inner_layers_ran = done[0] != before
+        done[0] += 1
+        graph.calls.setdefault(name, []).append(nodes)
+        if name not in graph.order:
+            graph.order.append(name)
+        tensors = _tensors(output)
+        if not tensors:
+            return
+        if inner_layers_ran:  # a container with parameters of its own: keep the inner graph
+            graph.outputs.setdefault(name, []).append(graph.node_of(tensors[0]))
+            return
+        # The first tensor output is the layer's result (MultiheadAttention also returns
+        # its attention weights, an LSTM its states).
+        node = graph.new("layer", type(module).__name__, tensors[0], inputs=nodes,
+                         module=name)
+        graph.outputs.setdefault(name, []).append(node)
+        for extra in tensors[1:]:
+            graph.new("layer", type(module).__name__, extra, inputs=nodes, module=name,
+                      out_index=1)
+
+    for module, _name in names.items():
+        if _own_params(module):
+            handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
+            handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
+    try:
+        for tensor in _tensors((args, kwargs)):
+            graph.new("input", "input", tensor)
+        with _Recorder(graph):
+            result = run(args, kwargs)
+        graph.result = [graph.node_of(t) for t in _tensors(result)]
+    finally:
+        for handle in handles:
+            handle.remove()
+        graph.release()
+    return graph
+
+
+def iter_ancestors(node: Node) -> Iterator[Node]:
+    """`node` and every node it was computed from (each once)."""
+    seen = {node.id}
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        for parent in current.inputs:
+            if parent.id not in seen:
+                seen.add(parent.id)
+                stack.append(parent)

@@ -1,0 +1,167 @@
+"""What each parameter is, from the module that owns it: its role and its logical fans."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+
+from ..theory import Fans, compute_fans
+from ._dataflow import is_norm
+
+# Roles a rule can match (globs work: "*.bias", "rnn.*").
+ROLES = (
+    "linear.weight", "linear.bias", "qkv.weight", "qkv.bias", "conv.weight", "conv.bias",
+    "conv_transpose.weight", "conv_transpose.bias", "embedding", "pos_embedding",
+    "class_token", "mask_token", "norm.weight", "norm.bias", "rnn.weight_ih", "rnn.weight_hh",
+    "rnn.weight_hr", "rnn.bias_ih", "rnn.bias_hh", "attention.bias_kv", "prelu.weight",
+    "unknown",
+)
+_QKV_NAMES = ("c_attn", "qkv", "qkv_proj", "wqkv", "query_key_value", "in_proj", "to_qkv")
+_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1, "LSTMCell": 4, "GRUCell": 3, "RNNCell": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One parameter (tied aliases folded in) and what its module says it is."""
+
+    name: str
+    aliases: tuple[str, ...]
+    module: str
+    attr: str
+    layer: str  # the owning module's class name
+    role: str
+    fans: Fans | None
+    shape: tuple[int, ...]
+    torch_fans: Fans | None  # torch's own `_calculate_fan_in_and_fan_out` (presets need it)
+    gates: int = 1  # stacked gates in a recurrent weight (LSTM 4, GRU 3)
+    padding_idx: int | None = None
+
+
+def _torch_fans(shape: tuple[int, ...]) -> Fans | None:
+    if len(shape) < 2:
+        return None
+    rf = math.prod(shape[2:])
+    return Fans(shape[1] * rf, shape[0] * rf, rf)
+
+
+def _is_positional(name: str) -> bool:
+    """wpe, pos_embed, position_embeddings, pos_encoding, ..."""
+    name = name.lower()
+    return name == "wpe" or "position" in name or (
+        "pos" in name and ("emb" in name or "enc" in name))
+
+
+def _is_hf_conv1d(module: nn.Module) -> bool:
+    """transformers' Conv1D (GPT-2): a linear layer with its weight stored as (in, out)."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
+
+
+def _leaf(module_name: str) -> str:
+    return module_name.rsplit(".", 1)[-1].lower()
+
+
+def _role(module: nn.Module, module_name: str, attr: str, shape: tuple[int, ...]
+          ) -> tuple[str, Fans | None, int]:
+    """(role, logical fans, gates) of `module.<attr>`."""
+    is_bias = attr == "bias" or attr.startswith("bias")
+    packed = _leaf(module_name) in _QKV_NAMES and len(shape) >= 1 and shape[-1 if
+                                                                           _is_hf_conv1d(module)
+                                                                           else 0] % 3 == 0
+    if isinstance(module, (nn.Linear, nn.Bilinear)) or _is_hf_conv1d(module):
+        if is_bias:
+            return ("qkv.bias" if packed else "linear.bias"), None, 1
+        if _is_hf_conv1d(module):
+            fan_out = shape[1] // 3 if packed else shape[1]
+            return ("qkv.weight" if packed else "linear.weight"), Fans(shape[0], fan_out), 1
+        if isinstance(module, nn.Bilinear):
+            return "linear.weight", Fans(shape[1] * shape[2], shape[0]), 1
+        if packed:
+            return "qkv.weight", compute_fans(shape, "qkv"), 1
+        return "linear.weight", compute_fans(shape, "linear"), 1
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        if is_bias:
+            return "conv_transpose.bias", None, 1
+        return "conv_transpose.weight", compute_fans(shape, "conv_transpose",
+                                                     groups=module.groups), 1
+    if isinstance(module, nn.modules.conv._ConvNd):
+        if is_bias:
+            return "conv.bias", None, 1
+        return "conv.weight", compute_fans(shape, "conv", groups=module.groups), 1
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        role = "pos_embedding" if _is_positional(_leaf(module_name)) else "embedding"
+        return role, compute_fans(shape, "embedding"), 1
+    if isinstance(module, nn.MultiheadAttention):
+        if attr == "in_proj_weight":
+            return "qkv.weight", compute_fans(shape, "qkv"), 1
+        if attr == "in_proj_bias":
+            return "qkv.bias", None, 1
+        if attr in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+            return "linear.weight", compute_fans(shape, "linear"), 1
+        if attr in ("bias_k", "bias_v"):
+            return "attention.bias_kv", None, 1
+    kind = type(module).__name__
+    if isinstance(module, nn.RNNBase) or kind in _GATES:
+        gates = _GATES.get(kind, _GATES.get(getattr(module, "mode", ""), 1))
+        if isinstance(module, nn.RNNBase):
+            gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
+        for prefix in ("weight_ih", "weight_hh", "weight_hr", "bias_ih", "bias_hh"):
+            if attr.startswith(prefix):
+                fans = None
+                if prefix.startswith("weight") and len(shape) == 2:
+                    per_gate = shape[0] // gates if prefix != "weight_hr" else shape[0]
+                    fans = Fans(shape[1], per_gate)
+                return f"rnn.{prefix}", fans, gates if prefix != "weight_hr" else 1
+    if isinstance(module, nn.PReLU):
+        return "prelu.weight", None, 1
+    if is_norm(module) and attr in ("weight", "bias", "scale", "gamma", "beta") and len(
+            shape) <= 1:
+        return ("norm.bias" if attr in ("bias", "beta") else "norm.weight"), None, 1
+    lowered = attr.lower()
+    if "cls" in lowered or "class" in lowered or "register" in lowered or "dist_token" in lowered:
+        return "class_token", None, 1
+    if "mask_token" in lowered:
+        return "mask_token", None, 1
+    if _is_positional(lowered):
+        return "pos_embedding", None, 1
+    return "unknown", None, 1
+
+
+def slots(model: nn.Module) -> list[Slot]:
+    """Every distinct parameter of `model`, in registration order, with its aliases."""
+    owners: dict[int, list[tuple[str, str, str, nn.Module]]] = {}
+    order: list[int] = []
+    for module_name, module in model.named_modules(remove_duplicate=False):
+        for attr, param in module.named_parameters(recurse=False):
+            full = f"{module_name}.{attr}" if module_name else attr
+            if id(param) not in owners:
+                owners[id(param)] = []
+                order.append(id(param))
+            if all(full != seen for seen, _, _, _ in owners[id(param)]):
+                owners[id(param)].append((full, module_name, attr, module))
+    params = {id(p): p for p in model.parameters()}
+    result = []
+    for pid in order:
+        entries = owners[pid]
+        # The canonical owner: the first module whose role is understood, else the first.
+        ranked = sorted(entries, key=lambda e: _role(e[3], e[1], e[2], tuple(params[pid].shape))
+                        [0] == "unknown")
+        full, module_name, attr, module = ranked[0]
+        shape = tuple(params[pid].shape)
+        role, fans, gates = _role(module, module_name, attr, shape)
+        names = [e[0] for e in entries]
+        result.append(Slot(
+            name=names[0], aliases=tuple(names[1:]), module=module_name, attr=attr,
+            layer=type(module).__name__, role=role, fans=fans, shape=shape,
+            torch_fans=(Fans(shape[0], shape[1]) if _is_hf_conv1d(module) and len(shape) == 2
+                        else _torch_fans(shape)),
+            gates=gates,
+            padding_idx=getattr(module, "padding_idx", None) if role == "embedding" else None,
+        ))
+    return result
+
+
+def parameters_by_name(model: nn.Module) -> dict[str, torch.Tensor]:
+    return dict(model.named_parameters(remove_duplicate=False))
