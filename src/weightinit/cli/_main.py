@@ -12,6 +12,7 @@ from typing import Any
 from .. import __version__
 from .._errors import InitError
 from ..theory import ACTIVATION_NAMES, critical_point, gain
+from ._factory import load_model, make_input, parse_shape
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,6 +89,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return parse_shape(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from ..model import init_model
+
+    model = load_model(args.model)
+    inputs = None
+    if args.input_shape is not None:
+        inputs = (make_input(model, args.input_shape, args.input_dtype),)
+    plan = init_model(model, args.policy, seed=args.seed, example_inputs=inputs, dry_run=True)
+    if args.json:
+        print(plan.to_json())
+        return 0
+    from rich.console import Console
+
+    Console(width=args.width).print(plan.table())
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="weightinit",
@@ -116,6 +141,29 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="seed for the keyed streams (default 0)")
     d.add_argument("--json", action="store_true", help="print JSON instead of text")
     d.set_defaults(run=_cmd_demo)
+
+    p = commands.add_parser(
+        "plan", help="print what init_model would do to every parameter of a model",
+        description="Build a model from a factory, discover its dataflow (which activation "
+        "feeds each layer, where the residual branches end) with one forward pass, and print "
+        "the plan: role, activation, fans, spec and std of every parameter. Nothing is saved.",
+        epilog="Examples: weightinit plan mypkg.nets:resnet18 --input-shape 8,3,224,224; "
+        "weightinit plan ./net.py:build --policy gpt2 --json",
+    )
+    p.add_argument("model", metavar="MODULE:FACTORY",
+                   help="a module on the Python path (or a .py file) and a function in it "
+                   "that takes no arguments and returns an nn.Module")
+    p.add_argument("--input-shape", type=_shape, metavar="DIMS",
+                   help="shape of the example batch, e.g. 8,3,32,32 (default: inferred from "
+                   "the first Linear, ConvNd or Embedding layer)")
+    p.add_argument("--input-dtype", choices=("auto", "float", "long"), default="auto",
+                   help="auto: token ids when the first layer is an Embedding, else N(0,1)")
+    p.add_argument("--policy", default="auto",
+                   help="auto (default), torch, keras, flax, gpt2 or fixup")
+    p.add_argument("--seed", type=int, default=0, help="seed for the keyed streams (default 0)")
+    p.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(run=_cmd_plan)
     return parser
 
 

@@ -113,7 +113,8 @@ class InitPlan:
             role = row.role + (" [residual end]" if row.residual else "")
             spec = "kept" if row.spec is None else spec_label(row.spec)
             std = "" if row.std is None else f"{row.std:.4g}"
-            rule = row.rule + (f" ({row.note})" if row.note else "")
+            rule = row.rule.removeprefix(f"{self.policy}: ") + (
+                f" ({row.note})" if row.note else "")
             table.add_row(name, "x".join(map(str, row.shape)) or "()", role,
                           f"{row.activation} <- {row.source}", fans, spec, std, rule)
         return table

@@ -333,17 +333,17 @@ def auto(residual: Residual = "scale") -> Policy:
 
     return Policy([
         _keep_unknown(),
-        Rule(_forget_bias, role="rnn.bias_ih", label="LSTM forget-gate bias 1, other gates 0"),
+        Rule(_forget_bias, role="rnn.bias_ih", label="forget-gate bias 1"),
         Rule(Zeros(), role=["*.bias", "rnn.bias_*"], label="biases 0"),
-        Rule(norm_weight, role="norm.weight", label="norm scale 1 (1/sqrt(N) at a branch end)"),
-        Rule(Orthogonal(), role="rnn.weight_hh", label="recurrent weights orthogonal"),
-        Rule(_embedding_auto, role="embedding", label="embedding N(0,1) (1/sqrt(dim) if tied)"),
+        Rule(norm_weight, role="norm.weight", label="norm scale"),
+        Rule(Orthogonal(), role="rnn.weight_hh", label="recurrent orthogonal"),
+        Rule(_embedding_auto, role="embedding", label="embedding"),
         Rule(Normal(std=1.0), role=["pos_embedding", "class_token", "mask_token"],
              label="tokens N(0,1)"),
         Rule(Constant(0.25), role="prelu.weight", label="PReLU slope 0.25"),
         Rule(lambda i: Glorot(distribution="normal"), role="attention.bias_kv",
              label="attention bias_k/v Glorot normal"),
-        Rule(weight, label="variance-preserving for the feeding activation"),
+        Rule(weight, label="gain(feed)/sqrt(fan_in)"),
     ], name="auto")
 
 
@@ -398,7 +398,7 @@ def torch_defaults() -> Policy:
         Rule(Zeros(), role="norm.bias", label="norm bias 0"),
         Rule(Constant(0.25), role="prelu.weight", label="PReLU 0.25"),
         Rule(_torch_bound, role=["linear.*", "qkv.*", "conv.*", "conv_transpose.*"],
-             label="U(+-1/sqrt(fan_in)) (kaiming_uniform_, a=sqrt(5))"),
+             label="kaiming_uniform_(a=sqrt(5))"),
     ], name="torch")
 
 
@@ -436,7 +436,7 @@ def flax() -> Policy:
         Rule(Ones(), role="norm.weight", label="ones"),
         Rule(Orthogonal(), role="rnn.weight_hh", label="orthogonal"),
         Rule(embed, role=["embedding", "pos_embedding", "class_token", "mask_token"],
-             label="variance_scaling(1, fan_in, normal, out_axis=0)"),
+             label="embed_init"),
         Rule(Constant(0.25), role="prelu.weight", label="PReLU 0.25"),
         Rule(lecun, label="lecun_normal"),
     ], name="flax")
@@ -457,7 +457,7 @@ def gpt2(std: float = 0.02) -> Policy:
         Rule(Ones(), role="norm.weight", label="norm scale 1"),
         Rule(Normal(std=std), role=["embedding", "pos_embedding", "class_token", "mask_token"],
              label=f"N(0,{std:g})"),
-        Rule(projection, label=f"N(0,{std:g}); residual projections /sqrt(N)"),
+        Rule(projection, label=f"N(0,{std:g}), /sqrt(N) at branch ends"),
     ], name="gpt2")
 
 
@@ -479,7 +479,7 @@ def fixup() -> Policy:
     base = auto(residual="none")
     return Policy([
         Rule(branch, role=["linear.weight", "conv.weight", "conv_transpose.weight",
-                           "qkv.weight"], label="fixup: branch scaling / zero ends"),
+                           "qkv.weight"], label="fixup: L^(-1/(2m-2)), ends 0"),
         base,
     ], name="fixup")
 
