@@ -79,3 +79,23 @@ class ResNet(nn.Module):
         x = self.pool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer2(self.layer1(x))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def snapshot(model: nn.Module) -> dict[str, object]:
+    """Every parameter, buffer and grad (cloned), and every module's training flag."""
+    state: dict[str, object] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for name, param in model.named_parameters():
+        state[f"grad:{name}"] = None if param.grad is None else param.grad.clone()
+    state["modes"] = [m.training for m in model.modules()]
+    return state
+
+
+def assert_unchanged(model: nn.Module, before: dict[str, object]) -> None:
+    after = snapshot(model)
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        other = after[key]
+        if isinstance(value, torch.Tensor):
+            assert isinstance(other, torch.Tensor) and torch.equal(value, other), key
+        else:
+            assert value == other, key

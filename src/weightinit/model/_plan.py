@@ -219,7 +219,7 @@ def _synthesize(model: nn.Module, device: torch.device | str
                 (2, 16), dtype=torch.long, device=device)
             return (ids,), f"token ids of shape (2, 16) for {type(module).__name__}"
         else:
-            continue
+            break  # only the first layer decides: a guess from a later one could be wrong
         if generator is None:
             return (torch.empty(shape, dtype=dtype, device=device),), f"N(0,1) of shape {shape}"
         return (torch.randn(shape, dtype=dtype, device=device, generator=generator),), (

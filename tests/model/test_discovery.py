@@ -1,0 +1,241 @@
+"""Discovery: which activation feeds each layer, where residual branches end, no side effects."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import scipy.integrate
+import scipy.special
+import scipy.stats
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import weightinit as wi
+
+
+def _load_nets():
+    name = "_weightinit_tests_model_nets"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("nets.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+nets = _load_nets()
+
+
+def _weights(plan):
+    return [row for row in plan if row.role.endswith("weight") and row.role != "norm.weight"]
+
+
+def _second_moment(fn) -> float:
+    """E[phi(z)^2], z ~ N(0, 1), by scipy's adaptive quadrature split at 0 (independent of
+    weightinit's Gauss-Legendre)."""
+    def integrand(z: float) -> float:
+        return fn(z) ** 2 * scipy.stats.norm.pdf(z)
+
+    # |z| > 40 carries less than 1e-300 of the Gaussian mass.
+    left = scipy.integrate.quad(integrand, -40.0, 0.0, epsabs=1e-14, epsrel=1e-12)[0]
+    right = scipy.integrate.quad(integrand, 0.0, 40.0, epsabs=1e-14, epsrel=1e-12)[0]
+    return left + right
+
+
+def test_mixed_mlp_feeds_and_stds():
+    model = nets.Mixed(width=32)
+    plan = wi.init_model(model)
+    weights = _weights(plan)
+    assert [row.activation for row in weights] == list(nets.Mixed.FEEDS)
+    # Each weight's std is gain(feed) / sqrt(fan_in), the gain from an independent integral.
+    closed = {"linear": 1.0, "relu": 0.5,
+              "tanh": _second_moment(math.tanh),
+              "gelu": _second_moment(lambda z: z * scipy.stats.norm.cdf(z)),
+              "silu": _second_moment(lambda z: z * scipy.special.expit(z))}
+    for row in weights:
+        expected = 1 / math.sqrt(closed[row.activation] * 32)
+        assert row.std == pytest.approx(expected, rel=1e-6), row.name
+        assert row.fans == wi.Fans(32, 32)
+    assert weights[5].source.startswith("Linear fc.4")  # silu written as x * sigmoid(x)
+    assert all(row.spec == wi.Zeros() for row in plan if row.role == "linear.bias")
+
+
+def test_functional_parameters_and_custom_functions_are_read_from_the_code():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c, self.d = (nn.Linear(64, 64) for _ in range(4))
+
+        def forward(self, x):
+            x = F.leaky_relu(self.a(x), 0.2)
+            x = self.b(x)
+            x = torch.sin(x) + 0.5 * x  # no name for this one: integrated as written
+            x = self.c(x)
+            return self.d(x * torch.tanh(F.softplus(x)))  # mish, written out
+
+    plan = wi.init_model(Net())
+    rows = {row.name: row for row in plan}
+    assert rows["b.weight"].activation == "leaky_relu(negative_slope=0.2)"
+    assert rows["b.weight"].std == pytest.approx(math.sqrt(2 / 1.04 / 64), rel=1e-12)
+    custom = rows["c.weight"]
+    assert "sin" in custom.activation and custom.activation != "unknown"
+    moment = _second_moment(lambda z: math.sin(z) + 0.5 * z)
+    assert custom.std == pytest.approx(1 / math.sqrt(moment * 64), rel=1e-6)
+    assert rows["d.weight"].activation == "mish"
+
+
+def test_gated_unit_multiplies_the_two_moments():
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate, self.up, self.down = nn.Linear(16, 32), nn.Linear(16, 32), nn.Linear(32, 16)
+
+        def forward(self, x):
+            return self.down(F.silu(self.gate(x)) * self.up(x))
+
+    row = wi.init_model(Gated())["down.weight"]
+    assert row.activation == "silu*linear"
+    moment = _second_moment(lambda z: z * scipy.special.expit(z))
+    assert row.std == pytest.approx(1 / math.sqrt(moment * 32), rel=1e-6)
+
+
+def test_resnet_activation_and_residual_columns():
+    model = nets.ResNet()
+    plan = wi.init_model(model)
+    assert "4 residual branches found." in plan.notes
+    for row in plan:
+        if row.role == "conv.weight":
+            assert row.activation == ("linear" if row.name == "conv1.weight" else "relu"), row
+        if row.role in ("norm.weight", "conv.weight", "linear.weight"):
+            ends = row.name.endswith("bn2.weight")
+            assert row.residual == ends, row.name
+    assert plan["fc.weight"].activation == "relu"  # through avgpool and flatten
+    assert plan["layer2.0.downsample.0.weight"].residual is False  # the shortcut side
+    # auto scales the norm that ends each branch by 1/sqrt(4) and leaves the others at 1.
+    for name, module in model.named_modules():
+        if isinstance(module, nn.BatchNorm2d):
+            value = 0.5 if name.endswith("bn2") else 1.0
+            assert torch.equal(module.weight, torch.full_like(module.weight, value)), name
+    zero = wi.init_model(nets.ResNet(), wi.Policy.preset("auto", residual="zero"))
+    assert zero["layer1.0.bn2.weight"].spec == wi.Zeros()
+
+
+def test_layers_and_order_follow_execution_not_registration():
+    class Backwards(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.last = nn.Linear(8, 2)
+            self.first = nn.Linear(4, 8)
+
+        def forward(self, x):
+            return self.last(torch.relu(self.first(x)))
+
+    plan = wi.init_model(Backwards(), example_inputs=(torch.randn(3, 4),))
+    assert [row.name for row in plan] == ["first.weight", "first.bias", "last.weight",
+                                          "last.bias"]
+    assert plan["last.weight"].activation == "relu"
+
+
+def test_unused_and_reused_layers_are_noted():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.shared = nn.Linear(8, 8)
+            self.spare = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.shared(torch.tanh(self.shared(x)))
+
+    plan = wi.init_model(Net(), example_inputs=(torch.randn(2, 8),))
+    assert plan["shared.weight"].note.startswith("called 2x")
+    assert "tanh" in plan["shared.weight"].note  # the second call is fed by tanh
+    assert plan["spare.weight"].activation == "unused"
+    assert "not called" in plan["spare.weight"].note
+
+
+def test_no_forward_falls_back_to_module_order_and_says_so():
+    class Odd(nn.Module):  # the first layer (a LayerNorm) does not give the input shape
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(8)
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.norm(x)))
+
+    plan = wi.init_model(Odd())
+    assert any("No forward pass" in note for note in plan.notes)
+    assert [row.activation for row in plan] == ["unknown"] * 4
+    assert plan["fc.weight"].spec == wi.LeCun()
+
+    class NeedsDict(nn.Module):  # a synthesized input the forward rejects
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, batch):
+            return self.fc(batch["x"])
+
+    plan = wi.init_model(NeedsDict())
+    assert any("synthesized input" in note and "failed" in note for note in plan.notes)
+    good = wi.init_model(NeedsDict(), example_inputs={"batch": {"x": torch.randn(2, 8)}})
+    assert good["fc.weight"].activation == "linear"
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_discovery_has_no_side_effects(mode):
+    model = nets.ResNet()
+    getattr(model, mode)()
+    out = model(torch.randn(2, 3, 16, 16)).sum()
+    out.backward()  # grads present, BatchNorm stats moved (in train mode)
+    inputs = (torch.randn(2, 3, 16, 16),)
+    before = nets.snapshot(model)
+    rng = torch.get_rng_state()
+    wi.init_model(model, dry_run=True, example_inputs=inputs)
+    nets.assert_unchanged(model, before)
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_data_dependent_code_runs_for_real_without_side_effects():
+    class Branchy(nn.Module):  # `if` on a value: the meta device cannot run this
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.bn, self.fc2 = nn.Linear(6, 6), nn.BatchNorm1d(6), nn.Linear(6, 6)
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            h = self.drop(self.bn(self.fc1(x)))
+            h = torch.relu(h) if float(h.sum()) > -1e9 else h
+            return self.fc2(h)
+
+    model = Branchy().train()
+    inputs = (torch.randn(4, 6),)
+    before = nets.snapshot(model)
+    rng = torch.get_rng_state()
+    plan = wi.init_model(model, dry_run=True, example_inputs=inputs)
+    assert any("(real)" in note for note in plan.notes)
+    assert plan["fc2.weight"].activation == "relu"
+    nets.assert_unchanged(model, before)
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_module_with_tuple_output_and_kwargs_inputs():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(4, 8, batch_first=True)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, *, seq):
+            out, _ = self.rnn(seq)
+            return self.head(torch.tanh(out[:, -1]))
+
+    plan = wi.init_model(Net(), example_inputs={"seq": torch.randn(2, 5, 4)})
+    assert plan["head.weight"].activation == "tanh"
+    assert plan["rnn.weight_hh_l0"].role == "rnn.weight_hh"
+    assert plan["rnn.weight_ih_l0"].fans == wi.Fans(4, 8)  # per gate
