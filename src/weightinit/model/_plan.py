@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -104,19 +105,20 @@ class InitPlan:
         table = Table(title=f"weightinit plan: policy {self.policy!r}, seed {self.seed}",
                       caption="\n".join(self.notes) or None, caption_justify="left")
         for column, justify in (("parameter", "left"), ("shape", "left"), ("role", "left"),
-                                ("activation", "left"), ("fans", "right"), ("spec", "left"),
-                                ("std", "right"), ("rule", "left")):
+                                ("activation <- source", "left"), ("residual", "left"),
+                                ("fans in/out", "right"), ("spec", "left"), ("std", "right"),
+                                ("rule", "left")):
             table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for row in self.rows:
             name = row.name + "".join(f"\n= {alias}" for alias in row.aliases)
             fans = "" if row.fans is None else f"{row.fans.fan_in}/{row.fans.fan_out}"
-            role = row.role + (" [residual end]" if row.residual else "")
             spec = "kept" if row.spec is None else spec_label(row.spec)
             std = "" if row.std is None else f"{row.std:.4g}"
             rule = row.rule.removeprefix(f"{self.policy}: ") + (
                 f" ({row.note})" if row.note else "")
-            table.add_row(name, "x".join(map(str, row.shape)) or "()", role,
-                          f"{row.activation} <- {row.source}", fans, spec, std, rule)
+            table.add_row(name, "x".join(map(str, row.shape)) or "()", row.role,
+                          f"{row.activation} <- {row.source}", "end" if row.residual else "",
+                          fans, spec, std, rule)
         return table
 
     def apply(self, model: nn.Module) -> InitPlan:
@@ -271,7 +273,8 @@ def _trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
     # One entry per tensor: tied parameters are substituted once (functional_call re-ties them).
     params = dict(model.named_parameters())
     state = {**params, **dict(model.named_buffers())}
-    with _eval_mode(model):
+    with _eval_mode(model), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the probe's warnings are not the user's
         meta = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
         try:
             return record(model, _to_meta(args), _to_meta(kwargs), run_with(meta)), "meta"
