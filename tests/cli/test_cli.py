@@ -48,7 +48,8 @@ def test_usage_errors_exit_2(capsys):
         assert err.startswith("weightinit: error:") or "usage" in err
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["gain", "--help"], ["demo", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["gain", "--help"], ["demo", "--help"],
+                                  ["plan", "--help"]])
 def test_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -86,3 +87,93 @@ def test_no_command_is_a_usage_error_on_stderr(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "a command is required" in captured.err
+
+
+NET = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(
+            torch.relu(self.conv(x)), 1), 1))
+
+
+def build():
+    return Net()
+
+
+def broken():
+    raise RuntimeError("out of ideas")
+
+
+def not_a_model():
+    return 42
+
+
+VALUE = 3
+"""
+
+
+@pytest.fixture
+def net_file(tmp_path):
+    path = tmp_path / "net.py"
+    path.write_text(NET)
+    return path
+
+
+def test_plan_prints_a_table_from_a_user_file(net_file, capsys):
+    assert main(["plan", f"{net_file}:build", "--input-shape", "2,3,16,16", "--width", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "fc.weight" in out and "relu <- Conv2d conv" in out and "He(relu)" in out
+
+
+def test_plan_json_and_presets(net_file, capsys):
+    assert main(["plan", f"{net_file}:build", "--json", "--policy", "keras", "--seed", "4"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["policy"] == "keras" and data["seed"] == 4
+    assert [row["name"] for row in data["rows"]] == ["conv.weight", "conv.bias", "fc.weight",
+                                                      "fc.bias"]
+    assert data["rows"][2]["activation"] == "relu"
+
+
+def test_plan_from_an_importable_module(net_file, capsys, monkeypatch):
+    monkeypatch.chdir(net_file.parent)
+    assert main(["plan", "net:build", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["rows"]) == 4
+
+
+@pytest.mark.parametrize(("target", "extra", "message"), [
+    ("{file}:buidl", [], "Did you mean 'build'"),
+    ("{file}:broken", [], "RuntimeError: out of ideas"),
+    ("{file}:not_a_model", [], "not a torch.nn.Module"),
+    ("{file}:VALUE", [], "not a callable"),
+    ("{dir}/missing.py:build", [], "no such file"),
+    ("no_such_module_xyz:build", [], "cannot be imported"),
+    ("{file}", [], "MODULE:FACTORY"),
+    ("{file}:build", ["--policy", "kerass"], "Did you mean 'keras'"),
+    ("{file}:build", ["--input-shape", "2,5,16,16"], "forward pass on `example_inputs` failed"),
+])
+def test_plan_errors_are_one_line(net_file, capsys, target, extra, message):
+    target = target.format(file=net_file, dir=net_file.parent)
+    assert main(["plan", target, *extra]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("weightinit: error:"), captured.err
+    assert message in lines[0]
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("shape", ["a,b", "0,3", "2,-1", ""])
+def test_plan_bad_shapes_are_usage_errors(net_file, capsys, shape):
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", f"{net_file}:build", "--input-shape", shape])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--input-shape" in err[0]
