@@ -160,6 +160,18 @@ class Dataflow:
         self.output_layers: set[str] = set()
         self._find_residuals()
         self._find_outputs()
+        # MultiheadAttention applies out_proj inside its own functional forward: the layer
+        # that ends a branch (or the model) is that child, not the packed input projection.
+        for name, module in modules.items():
+            if isinstance(module, nn.MultiheadAttention):
+                child = f"{name}.out_proj" if name else "out_proj"
+                if name in self.residual_ends:
+                    self.residual_ends[child] = self.residual_ends.pop(name)
+                if name in self.branch_layers:
+                    self.branch_layers[child] = self.branch_layers[name]
+                if name in self.output_layers:
+                    self.output_layers.discard(name)
+                    self.output_layers.add(child)
 
     # -- feeds ------------------------------------------------------------------------------
     def _expr(self, node: Node) -> _Expr:

@@ -221,7 +221,9 @@ def _synthesize(model: nn.Module, device: torch.device | str
                 (2, 16), dtype=torch.long, device=device)
             return (ids,), f"token ids of shape (2, 16) for {type(module).__name__}"
         else:
-            break  # only the first layer decides: a guess from a later one could be wrong
+            # Only the first layer decides: a guess from a later one could be wrong.
+            return None, (f"the first layer ({type(module).__name__}) does not make the input "
+                          "shape obvious (Linear, ConvNd and Embedding do)")
         if generator is None:
             return (torch.empty(shape, dtype=dtype, device=device),), f"N(0,1) of shape {shape}"
         return (torch.randn(shape, dtype=dtype, device=device, generator=generator),), (
@@ -316,9 +318,9 @@ def _feed_for(name: str, flow: Dataflow | None, graph: Graph | None,
     elif calls:
         feed = UNKNOWN
     else:
-        parent = modules.get(name.rsplit(".", 1)[0] if "." in name else "")
-        if isinstance(parent, nn.MultiheadAttention) and graph.calls.get(
-                name.rsplit(".", 1)[0]):
+        parent_name = name.rsplit(".", 1)[0] if "." in name else ""
+        parent = modules.get(parent_name)
+        if isinstance(parent, nn.MultiheadAttention) and graph.calls.get(parent_name):
             feed = LINEAR
         else:
             feed, note = Feed("unused", "not called in the forward pass", None), "not called"
@@ -405,7 +407,7 @@ def discover(model: nn.Module, example_inputs: object = None) -> tuple[Discovery
 def _ancestor_rank(module: str, rank: dict[str, int]) -> float:
     """Modules never called directly (MultiheadAttention's out_proj) sort with their parent."""
     parts = module.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
+    for cut in range(len(parts) - 1, -1, -1):
         parent = ".".join(parts[:cut])
         if parent in rank:
             return rank[parent] + 0.5

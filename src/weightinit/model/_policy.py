@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -248,10 +249,17 @@ class Policy:
         ``"fixup"``. Options: ``auto(residual="scale"|"zero"|"none")``,
         ``gpt2(std=0.02)``."""
         check_choice("policy", name, tuple(PRESETS))
-        try:
-            return PRESETS[name](**options)
-        except TypeError as exc:
-            raise InitError(f"Bad options {options!r} for policy {name!r}: {exc}.") from None
+        factory = PRESETS[name]
+        valid = list(inspect.signature(factory).parameters)
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            if not valid:
+                raise InitError(f"Bad options {unknown}: policy {name!r} takes no options.")
+            raise InitError(
+                f"Bad options {unknown} for policy {name!r}.{did_you_mean(unknown[0], valid)} "
+                f"Its options: {', '.join(valid)}."
+            )
+        return factory(**options)
 
 
 # --- building blocks shared by the presets ---------------------------------------------------
@@ -336,7 +344,8 @@ def auto(residual: Residual = "scale") -> Policy:
         Rule(_forget_bias, role="rnn.bias_ih", label="forget-gate bias 1"),
         Rule(Zeros(), role=["*.bias", "rnn.bias_*"], label="biases 0"),
         Rule(norm_weight, role="norm.weight", label="norm scale"),
-        Rule(Orthogonal(), role="rnn.weight_hh", label="recurrent orthogonal"),
+        Rule(lambda i: Orthogonal(blocks=i.gates), role="rnn.weight_hh",
+             label="orthogonal per gate"),
         Rule(_embedding_auto, role="embedding", label="embedding"),
         Rule(Normal(std=1.0), role=["pos_embedding", "class_token", "mask_token"],
              label="tokens N(0,1)"),
@@ -354,6 +363,8 @@ def _torch_bound(info: ParamInfo) -> Spec:
     fan_in = shape[1] * math.prod(shape[2:])
     if info.layer == "Conv1D":  # transformers' (in, out) layout
         fan_in = shape[0]
+    elif info.layer == "Bilinear":  # torch bounds both by 1/sqrt(in1_features)
+        fan_in = shape[1]
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     return Uniform(-bound, bound) if bound > 0 else Zeros()
 
@@ -404,8 +415,8 @@ def torch_defaults() -> Policy:
 
 def keras() -> Policy:
     """Keras defaults: glorot_uniform kernels (fans of the raw kernel, as Keras computes
-    them), zero biases, orthogonal recurrent kernels, LSTM unit_forget_bias, Embedding
-    U(-0.05, 0.05), norms (1, 0)."""
+    them), zero biases, orthogonal recurrent kernels (the whole stacked kernel), LSTM
+    unit_forget_bias, Embedding U(-0.05, 0.05), norms (1, 0), PReLU alpha 0."""
     return Policy([
         _keep_unknown(),
         Rule(_forget_bias, role="rnn.bias_ih", label="unit_forget_bias"),
@@ -414,14 +425,15 @@ def keras() -> Policy:
         Rule(Orthogonal(), role="rnn.weight_hh", label="orthogonal"),
         Rule(Uniform(-0.05, 0.05), role=["embedding", "pos_embedding", "class_token",
                                          "mask_token"], label="uniform(-0.05, 0.05)"),
-        Rule(Constant(0.25), role="prelu.weight", label="PReLU 0.25"),
+        Rule(Zeros(), role="prelu.weight", label="PReLU alpha zeros"),
         Rule(_raw_glorot("uniform"), label="glorot_uniform"),
     ], name="keras")
 
 
 def flax() -> Policy:
     """Flax linen defaults: lecun_normal (a truncated normal, std 1/sqrt(fan_in)) kernels,
-    zero biases, orthogonal recurrent kernels, Embed N(0, 1/dim), norms (1, 0)."""
+    zero biases, orthogonal recurrent kernels per gate (LSTMCell/GRUCell), Embed N(0, 1/dim),
+    norms (1, 0), PReLU negative_slope 0.01."""
     def embed(info: ParamInfo) -> Spec:
         return Normal(std=1.0 / math.sqrt(info.shape[-1]))
 
@@ -434,10 +446,11 @@ def flax() -> Policy:
         _keep_unknown(),
         Rule(Zeros(), role=["*.bias", "rnn.bias_*"], label="zeros"),
         Rule(Ones(), role="norm.weight", label="ones"),
-        Rule(Orthogonal(), role="rnn.weight_hh", label="orthogonal"),
+        Rule(lambda i: Orthogonal(blocks=i.gates), role="rnn.weight_hh",
+             label="orthogonal per gate"),
         Rule(embed, role=["embedding", "pos_embedding", "class_token", "mask_token"],
              label="embed_init"),
-        Rule(Constant(0.25), role="prelu.weight", label="PReLU 0.25"),
+        Rule(Constant(0.01), role="prelu.weight", label="PReLU negative_slope 0.01"),
         Rule(lecun, label="lecun_normal"),
     ], name="flax")
 

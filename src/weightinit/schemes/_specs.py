@@ -387,20 +387,30 @@ class Orthogonal(Spec):
     on one build (LAPACK's QR may differ in the last bit between builds and devices)."""
 
     gain: float = 1.0
+    blocks: int = 1
+    """Split dim 0 into this many equal blocks, each (semi-)orthogonal on its own: the
+    stacked gates of a recurrent weight, as Flax's per-gate recurrent kernels."""
 
     def __post_init__(self) -> None:
         _check_gain(self)
+        if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 1:
+            raise InitError(f"`blocks` must be a positive int, got {self.blocks!r}.")
 
     def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
         _need_ndim(self, shape, 2, "(rows, cols, ...)")
+        if shape[0] % self.blocks:
+            raise InitError(
+                f"`blocks` (={self.blocks}) must divide dim 0 of shape {shape}."
+            )
 
     def std(self, fans: Fans | None = None) -> float:
         rf, rows, inp = _matrix_dims(self, fans)
-        return self.gain / math.sqrt(max(rows, inp * rf))
+        return self.gain / math.sqrt(max(rows // self.blocks, inp * rf))
 
     def _full(self, shape: tuple[int, ...], fans: Fans | None, draw: Draw) -> torch.Tensor:
-        matrix = draw("normal", (0.0, 1.0), 0).reshape(shape[0], -1)
-        return (self.gain * _haar_orthogonal(matrix)).reshape(shape)
+        gaussian = draw("normal", (0.0, 1.0), 0).reshape(self.blocks, shape[0] // self.blocks, -1)
+        parts = [_haar_orthogonal(block) for block in gaussian]
+        return (self.gain * torch.cat(parts)).reshape(shape)
 
 
 @dataclasses.dataclass(frozen=True)
