@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -70,7 +71,9 @@ class Graph:
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
-        self._by_tensor: dict[int, tuple[torch.Tensor, Node]] = {}
+        # id(tensor) -> (weak reference, node): the pass's activations are not kept alive,
+        # and a reused id is told apart because its weak reference no longer matches.
+        self._by_tensor: dict[int, tuple[weakref.ref[torch.Tensor], Node]] = {}
         self._ids = itertools.count()
         self.calls: dict[str, list[tuple[Node, ...]]] = {}  # module name -> inputs per call
         self.outputs: dict[str, list[Node]] = {}  # module name -> output node per call
@@ -87,12 +90,11 @@ class Graph:
         return node
 
     def bind(self, tensor: torch.Tensor, node: Node) -> None:
-        # Keep the tensor alive while it is bound, so its id cannot be reused by another.
-        self._by_tensor[id(tensor)] = (tensor, node)
+        self._by_tensor[id(tensor)] = (weakref.ref(tensor), node)
 
     def node_of(self, tensor: torch.Tensor) -> Node:
         found = self._by_tensor.get(id(tensor))
-        if found is not None and found[0] is tensor:
+        if found is not None and found[0]() is tensor:
             return found[1]
         # A tensor from outside the pass (a buffer, a literal): a constant, with its value
         # kept when it is a known scalar so pointwise code around it can be replayed.
