@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
+import model_nets as nets
 import pytest
 import scipy.integrate
 import scipy.special
@@ -16,19 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import weightinit as wi
-
-
-def _load_nets():
-    name = "_weightinit_tests_model_nets"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("nets.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-nets = _load_nets()
 
 
 def _weights(plan):

@@ -19,13 +19,11 @@ sampler with probability P_MIN each.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import os
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
+import model_nets as nets
 import numpy as np
 import pytest
 import scipy.stats
@@ -34,19 +32,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import weightinit as wi
-
-
-def _load_nets():
-    name = "_weightinit_tests_model_nets"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("nets.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-nets = _load_nets()
 
 P_MIN = 1e-4  # KS significance: a correct sampler fails one of these tests with probability 1e-4
 N_MIN = 4096  # random tensors are compared on at least this many values (power of the KS tests)
