@@ -153,7 +153,6 @@ class Dataflow:
         self._memo: dict[int, _Expr] = {}
         modules = dict(model.named_modules(remove_duplicate=False))
         self._norms = {name for name, m in modules.items() if is_norm(m)}
-        self._layer_nodes = {node.id: node for node in graph.nodes if node.kind == "layer"}
         self.residual_ends: dict[str, int] = {}  # module -> residual adds it ends
         self.branch_layers: dict[str, int] = {}  # module -> weight layers in its branch (m)
         self.n_residual = 0

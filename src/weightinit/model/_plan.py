@@ -299,33 +299,27 @@ class Discovery:
 
 
 def _feed_for(name: str, flow: Dataflow | None, graph: Graph | None,
-              modules: dict[str, nn.Module], cache: dict[str, Feed]) -> tuple[Feed, str]:
+              modules: dict[str, nn.Module]) -> tuple[Feed, str]:
+    """What feeds module `name` on its first call, and a note on later calls or none."""
     if flow is None or graph is None:
         return UNKNOWN, ""
-    if name in cache:
-        return cache[name], ""
     if isinstance(modules.get(name), (nn.Embedding, nn.EmbeddingBag)):
         return Feed("lookup", "indices", None), ""
     calls = graph.calls.get(name)
-    note = ""
-    if calls and calls[0]:
+    if calls:
+        if not calls[0]:
+            return UNKNOWN, "called without tensor inputs"
         feed = flow.feed_of(calls[0][0])
-        if len(calls) > 1:
-            others = {flow.feed_of(c[0]).label for c in calls[1:] if c}
-            others.discard(feed.label)
-            note = f"called {len(calls)}x" + (f"; later calls fed by {', '.join(sorted(others))}"
-                                              if others else "")
-    elif calls:
-        feed = UNKNOWN
-    else:
-        parent_name = name.rsplit(".", 1)[0] if "." in name else ""
-        parent = modules.get(parent_name)
-        if isinstance(parent, nn.MultiheadAttention) and graph.calls.get(parent_name):
-            feed = LINEAR
-        else:
-            feed, note = Feed("unused", "not called in the forward pass", None), "not called"
-    cache[name] = feed
-    return feed, note
+        if len(calls) == 1:
+            return feed, ""
+        others = sorted({flow.feed_of(c[0]).label for c in calls[1:] if c} - {feed.label})
+        return feed, f"called {len(calls)}x" + (
+            f"; later calls fed by {', '.join(others)}" if others else "")
+    parent_name = name.rsplit(".", 1)[0] if "." in name else ""
+    if isinstance(modules.get(parent_name), nn.MultiheadAttention) and graph.calls.get(
+            parent_name):
+        return LINEAR, ""  # out_proj, applied inside MultiheadAttention's own forward
+    return Feed("unused", "not called in the forward pass", None), "not called"
 
 
 def discover(model: nn.Module, example_inputs: object = None) -> tuple[Discovery, list[str]]:
@@ -372,13 +366,15 @@ def discover(model: nn.Module, example_inputs: object = None) -> tuple[Discovery
         flow = Dataflow(graph, model)
         if flow.n_residual:
             notes.append(f"{flow.n_residual} residual branches found.")
-    cache: dict[str, Feed] = {}
+    feeds: dict[str, tuple[Feed, str]] = {}
     infos: list[ParamInfo] = []
     types: list[type | None] = []
     row_notes: list[str] = []
     for slot in found:
         module = modules[slot.module]
-        feed, note = _feed_for(slot.module, flow, graph, modules, cache)
+        if slot.module not in feeds:
+            feeds[slot.module] = _feed_for(slot.module, flow, graph, modules)
+        feed, note = feeds[slot.module]
         is_weight = not slot.role.endswith("bias") and not slot.role.startswith("rnn.bias")
         residual = bool(flow is not None and is_weight and slot.role != "embedding"
                         and slot.module in flow.residual_ends)
