@@ -104,7 +104,8 @@ class InitPlan:
 
         table = Table(title=f"weightinit plan: policy {self.policy!r}, seed {self.seed}",
                       caption="\n".join(self.notes) or None, caption_justify="left")
-        for column, justify in (("parameter", "left"), ("shape", "left"), ("role", "left"),
+        for column, justify in (("parameter", "left"), ("shape", "left"), ("layer", "left"),
+                                ("role", "left"),
                                 ("activation <- source", "left"), ("residual", "left"),
                                 ("fans in/out", "right"), ("spec", "left"), ("std", "right"),
                                 ("rule", "left")):
@@ -116,7 +117,7 @@ class InitPlan:
             std = "" if row.std is None else f"{row.std:.4g}"
             rule = row.rule.removeprefix(f"{self.policy}: ") + (
                 f" ({row.note})" if row.note else "")
-            table.add_row(name, "x".join(map(str, row.shape)) or "()", row.role,
+            table.add_row(name, "x".join(map(str, row.shape)) or "()", row.layer, row.role,
                           f"{row.activation} <- {row.source}", "end" if row.residual else "",
                           fans, spec, std, rule)
         return table
@@ -295,7 +296,7 @@ class Discovery:
     infos: list[ParamInfo]
     module_types: list[type | None]
     order: list[int]  # row order: execution order, then module order
-    notes: list[str]
+    row_notes: list[str]
 
 
 def _feed_for(name: str, flow: Dataflow | None, graph: Graph | None,
@@ -455,7 +456,7 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
     for i in found.order:
         slot, info = found.slots[i], found.infos[i]
         spec, rule = decisions[i]
-        note = found.notes[i]
+        note = found.row_notes[i]
         if spec is not None:
             _check_fits(spec, info)
         elif rule != "unmatched" and info.role == "unknown":
