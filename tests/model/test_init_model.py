@@ -157,6 +157,13 @@ def test_a_rule_failing_on_the_last_parameter_changes_nothing():
         wi.init_model(model, wi.Policy([wi.Rule(explode)]))
     nets.assert_unchanged(model, before)
 
+    def crash(info):  # a plain exception from user code becomes an InitError with context
+        return wi.Normal(std=1 / (info.name != last))
+
+    with pytest.raises(wi.InitError, match=rf"raised ZeroDivisionError.*{last!r}"):
+        wi.init_model(model, wi.Policy([wi.Rule(crash)]))
+    nets.assert_unchanged(model, before)
+
 
 class _Failing(wi.Normal):
     """A Normal that fails while filling one particular tensor shape."""

@@ -223,6 +223,12 @@ class Policy:
                             f"{exc} (rule {rule.describe()}, parameter {info.name!r} of shape "
                             f"{info.shape})"
                         ) from None
+                    except Exception as exc:
+                        raise InitError(
+                            f"The rule {rule.describe()} raised {type(exc).__name__}: {exc} "
+                            f"for parameter {info.name!r} of shape {info.shape}. Nothing was "
+                            "changed."
+                        ) from exc
                     out.append((spec, f"{self.name}: {rule.describe()}"))
                     break
             else:

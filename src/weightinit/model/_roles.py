@@ -120,10 +120,12 @@ def _role(module: nn.Module, module_name: str, attr: str, shape: tuple[int, ...]
             shape) <= 1:
         return ("norm.bias" if attr in ("bias", "beta") else "norm.weight"), None, 1
     lowered = attr.lower()
-    if "cls" in lowered or "class" in lowered or "register" in lowered or "dist_token" in lowered:
-        return "class_token", None, 1
-    if "mask_token" in lowered:
+    if lowered.endswith("mask_token"):
         return "mask_token", None, 1
+    if lowered in ("cls", "cls_token", "class_token") or lowered.endswith(
+            ("cls_token", "class_token", "dist_token", "register_tokens", "reg_token",
+             "reg_tokens")):
+        return "class_token", None, 1
     if _is_positional(lowered):
         return "pos_embedding", None, 1
     return "unknown", None, 1
