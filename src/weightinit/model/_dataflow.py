@@ -234,7 +234,7 @@ class Dataflow:
             return Feed("linear", source, 1.0, resolve_activation("linear"))
         fn = functools.partial(_replay, expr)
         act = _recognize(expr, fn)
-        label = act.name if act.known and act.params == _defaults(act.name) else act.label
+        label = act.name if act.known and act.params == default_params(act.name) else act.label
         try:
             moment = _known_moment(act.name, act.params) if act.known else second_moment(act)
         except Exception:  # a function the quadrature cannot integrate: say unknown
@@ -317,7 +317,8 @@ class Dataflow:
 
 
 @functools.cache
-def _defaults(name: str) -> tuple[tuple[str, Any], ...]:
+def default_params(name: str) -> tuple[tuple[str, Any], ...]:
+    """The parameters a named activation has when none are given."""
     return resolve_activation(name).params
 
 
@@ -372,7 +373,8 @@ def _replay(expr: _Expr, z: torch.Tensor) -> torch.Tensor:
         kwargs = tree_map(arg, node.kwargs)
         if "inplace" in kwargs:
             kwargs["inplace"] = False
-        assert node.func is not None
+        if node.func is None:
+            raise RuntimeError(f"cannot replay {node}")
         out = node.func(*args, **kwargs)
         if isinstance(out, (tuple, list)):
             out = out[node.out_index or 0]

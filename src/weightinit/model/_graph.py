@@ -58,7 +58,7 @@ class Node:
         return f"Node({self.id}, {self.kind}, {self.name})"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Ref:
     """A tensor argument of a recorded op: the node that produced it, or a constant value."""
 

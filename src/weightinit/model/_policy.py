@@ -25,7 +25,7 @@ from ..schemes import (
     Zeros,
 )
 from ..theory import Fans
-from ._dataflow import Feed
+from ._dataflow import Feed, default_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,22 +282,16 @@ def _fans_of(info: ParamInfo) -> Fans:
 def variance_preserving(info: ParamInfo, scale: float = 1.0) -> Spec:
     """std = gain(feed) * sqrt(scale) / sqrt(fan_in): He with the computed gain, LeCun for
     linear (and SELU) inputs. An unknown feed gets LeCun (gain 1)."""
-    feed = info.feed
-    act = feed.activation
-    if scale == 1.0 and act is not None and act.known and not feed.label.count("*"):
+    act = info.feed.activation
+    if scale == 1.0 and act is not None and act.known:
         if act.name in ("linear", "selu"):
             return LeCun()
-        if act.params == _default_params(act.name):
+        if act.params == default_params(act.name):
             return He(activation=act.name)
-    gain = feed.gain if feed.gain is not None else 1.0
+    gain = info.feed.gain if info.feed.gain is not None else 1.0
     if scale == 1.0 and gain == 1.0:
         return LeCun()
     return VarianceScaling(scale=gain * gain * scale, mode="fan_in", distribution="normal")
-
-
-def _default_params(name: str) -> tuple[tuple[str, Any], ...]:
-    from ..theory import resolve_activation
-    return resolve_activation(name).params
 
 
 def _forget_bias(info: ParamInfo) -> Spec:
