@@ -6,6 +6,9 @@ it are private.
 
 from ._errors import InitError as InitError
 from ._errors import InitWarning as InitWarning
+from .lsuv import LSUVLayer as LSUVLayer
+from .lsuv import LSUVReport as LSUVReport
+from .lsuv import lsuv as lsuv
 from .model import ROLES as ROLES
 from .model import Feed as Feed
 from .model import InitPlan as InitPlan
@@ -61,6 +64,8 @@ __all__ = [
     "InitPlan",
     "InitWarning",
     "Kaiming",
+    "LSUVLayer",
+    "LSUVReport",
     "LeCun",
     "Normal",
     "Ones",
@@ -84,5 +89,6 @@ __all__ = [
     "fill_keyed_",
     "gain",
     "init_model",
+    "lsuv",
     "spec_from_dict",
 ]

@@ -20,7 +20,7 @@ from ..schemes import Spec
 from ..theory import Fans, infer_fans
 from ._dataflow import LINEAR, UNKNOWN, Dataflow, Feed
 from ._graph import Graph, record
-from ._policy import ParamInfo, Policy, resolve_policy
+from ._policy import CALIBRATORS, ParamInfo, Policy, resolve_policy
 from ._roles import Slot, slots
 
 
@@ -427,7 +427,8 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
         model: any ``torch.nn.Module`` with allocated parameters.
         policy: ``"auto"`` (default), a preset (``"torch"``, ``"keras"``, ``"flax"``,
             ``"gpt2"``, ``"fixup"``), or a `wi.Policy`; ``wi.Policy.preset("auto",
-            residual="zero")`` for options.
+            residual="zero")`` for options. ``"lsuv"`` calibrates on `example_inputs`
+            (`wi.lsuv` with its defaults) and returns the plan that reproduces the result.
         seed: selects the keyed streams; each parameter's stream is keyed by its qualified name.
         example_inputs: a tuple of positional arguments, a dict of keyword arguments, or a
             tensor. Optional when the first layer makes the input shape obvious.
@@ -446,6 +447,17 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
     """
     if not isinstance(model, nn.Module):
         raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    if isinstance(policy, str) and policy in CALIBRATORS:
+        seed = check_seed(seed)
+        if example_inputs is None:
+            raise InitError(f"Policy {policy!r} calibrates on data: pass example_inputs=batch.")
+        if dry_run:
+            raise InitError(
+                f"Policy {policy!r} measures the model while it changes it, so it cannot "
+                "dry-run; run it on a copy (copy.deepcopy(model)) and read the plan."
+            )
+        plan: InitPlan = CALIBRATORS[policy](model, example_inputs, seed=seed)
+        return plan
     resolved = resolve_policy(policy)
     seed = check_seed(seed)
     if not isinstance(dry_run, bool):

@@ -503,14 +503,21 @@ PRESETS: dict[str, Callable[..., Policy]] = {
 }
 
 
+CALIBRATORS: dict[str, Callable[..., Any]] = {}
+"""Data-driven policies, registered by the layers above this one (``"lsuv"`` by
+weightinit.lsuv): init_model calls ``CALIBRATORS[name](model, batch, seed=seed)`` and returns
+the InitPlan it gives."""
+
+
 def resolve_policy(policy: object) -> Policy:
     if isinstance(policy, Policy):
         return policy
     if isinstance(policy, str):
         if policy not in PRESETS:
+            names = [*PRESETS, *CALIBRATORS]
             raise InitError(
-                f"`policy` {policy!r} is not a preset.{did_you_mean(policy, list(PRESETS))} "
-                f"Presets: {', '.join(PRESETS)}; or pass a wi.Policy([...rules...])."
+                f"`policy` {policy!r} is not a preset.{did_you_mean(policy, names)} "
+                f"Presets: {', '.join(names)}; or pass a wi.Policy([...rules...])."
             )
         return PRESETS[policy]()
     if isinstance(policy, (list, tuple)):

@@ -1,0 +1,318 @@
+"""LSUV: layer-sequential unit-variance calibration on a real batch (Mishkin & Matas, All you need
+is a good init, 2015, https://arxiv.org/abs/1511.06422).
+
+Weights start orthogonal (keyed, so reproducible), biases at zero; then, in execution order,
+each layer's weight is rescaled until its output std on the batch is `target_std`. The result is
+an `InitPlan` whose calibrated rows are ``Orthogonal(gain=g)``: applying it again gives the
+same bits, without the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from .._errors import InitError, check_positive_finite
+from ..model import InitPlan, PlanRow, Policy, Rule, init_model
+from ..model._plan import _as_call, _eval_mode
+from ..model._policy import CALIBRATORS
+from ..random import check_seed
+from ..schemes import Orthogonal
+from ..theory import infer_fans
+
+# Layers whose output is exactly proportional to their weight's scale when the bias is 0, so
+# one measurement gives the exact factor and the next layer can start at once.
+_LINEAR_IN_WEIGHT: tuple[type[nn.Module], ...] = (nn.Linear, nn.modules.conv._ConvNd)
+_CALIBRATED_ROLES = ("linear.weight", "qkv.weight", "conv.weight", "conv_transpose.weight")
+
+
+@dataclasses.dataclass(frozen=True)
+class LSUVLayer:
+    """What calibration did to one layer."""
+
+    name: str  # the module's qualified name
+    weight: str  # the calibrated parameter
+    iterations: int
+    std_before: float  # output std after the orthogonal pre-init
+    std_after: float
+    gain: float  # the final Orthogonal gain
+    converged: bool
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class LSUVReport:
+    """Per layer, in execution order: iterations, std before and after, convergence; plus the
+    plan that reproduces the result, the forward passes started and the layer calls they
+    made (a pass stops at the layer being calibrated)."""
+
+    layers: tuple[LSUVLayer, ...]
+    plan: InitPlan
+    target_std: float
+    tol: float
+    forwards: int
+    layer_calls: int
+    seconds: float
+
+    @property
+    def converged(self) -> bool:
+        return all(layer.converged for layer in self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, name: str) -> LSUVLayer:
+        for layer in self.layers:
+            if layer.name == name or layer.weight == name:
+                return layer
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target_std": self.target_std, "tol": self.tol, "forwards": self.forwards,
+                "layer_calls": self.layer_calls, "seconds": self.seconds,
+                "converged": self.converged, "layers": [x.to_dict() for x in self.layers],
+                "plan": self.plan.to_dict()}
+
+    def table(self) -> Any:
+        """The report as a `rich.table.Table`."""
+        from rich.table import Table
+
+        table = Table(title=f"LSUV: target std {self.target_std:g} +- {self.tol:g}, "
+                      f"{self.forwards} partial forwards, {self.seconds:.2f} s")
+        for column in ("layer", "iterations", "std before", "std after", "gain", "ok"):
+            table.add_column(column, justify="left" if column == "layer" else "right")
+        for x in self.layers:
+            table.add_row(x.name + (f" ({x.note})" if x.note else ""), str(x.iterations),
+                          f"{x.std_before:.4g}", f"{x.std_after:.4g}", f"{x.gain:.4g}",
+                          "yes" if x.converged else "NO")
+        return table
+
+
+class _Stop(Exception):
+    """Raised from a forward hook: the rest of the forward pass is not needed."""
+
+
+class _NoFastPath(TorchFunctionMode):
+    """A do-nothing mode. While one is active, torch's fused inference paths
+    (MultiheadAttention, TransformerEncoderLayer) step aside, so every submodule is called
+    and its hooks fire, without touching torch's global fast-path switch."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        return func(*args, **(kwargs or {}))
+
+
+def _check_batch(batch: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if batch is None:
+        raise InitError("`batch` is required: LSUV calibrates on real data.")
+    args, kwargs = _as_call(batch if isinstance(batch, (tuple, Mapping)) else (batch,))
+    tensors = [x for x in tree_flatten((args, kwargs))[0] if isinstance(x, torch.Tensor)]
+    if not tensors:
+        raise InitError("`batch` holds no tensor; pass the model's input batch.")
+    for tensor in tensors:
+        if tensor.numel() == 0:
+            raise InitError(
+                f"`batch` has an empty tensor (shape {tuple(tensor.shape)}); LSUV needs samples."
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise InitError(
+                f"`batch` has {bad} NaN/Inf values (tensor of shape {tuple(tensor.shape)}); "
+                "LSUV needs finite inputs."
+            )
+    return args, kwargs
+
+
+@contextlib.contextmanager
+def _restoring(model: nn.Module) -> Iterator[None]:
+    """Put every parameter and buffer back, bit for bit, if the block raises."""
+    saved = {name: t.detach().clone() for name, t in model.state_dict(keep_vars=True).items()}
+    try:
+        yield
+    except BaseException:
+        with torch.no_grad():
+            for name, t in model.state_dict(keep_vars=True).items():
+                t.copy_(saved[name])
+        raise
+
+
+def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float = 0.02,
+         max_iter: int = 10, seed: int = 0) -> LSUVReport:
+    """Calibrate `model` on `batch`: orthogonal weights, zero biases, then each layer's weight
+    rescaled, in execution order, until its output std on the batch is `target_std`.
+
+    What is calibrated: every Linear, ConvNd and ConvTransposeNd called in the forward pass
+    (transformers' Conv1D too), including attention projections, on its FIRST call when it is
+    called several times; its output std is measured on all elements. Embeddings are not
+    rescaled: they start at N(0, 1) (as in ``"auto"``), already unit variance. A layer that
+    feeds a BatchNorm or LayerNorm is calibrated to `target_std` before the norm: the pass runs
+    in eval mode, where a fresh BatchNorm (running stats 0, 1) is the identity, which is also
+    what the first training steps see. MultiheadAttention's packed in_proj is applied
+    functionally (no module call), so it keeps its orthogonal init; its output is calibrated
+    through out_proj.
+
+    Cost: each layer needs one forward pass that stops at that layer (a hook raises after
+    recording its output), not a full forward per iteration. For a layer whose output is
+    proportional to its weight (Linear and convolutions, with the bias at 0) one measurement
+    gives the exact factor; other layers iterate up to `max_iter` times.
+
+    Args:
+        model: the network; its parameters are changed in place.
+        batch: the model's input: a tensor, a tuple of positional arguments or a dict of
+            keyword arguments.
+        target_std: the std each calibrated layer's output should have.
+        tol: accept |std - target_std| <= tol.
+        max_iter: measurements per layer at most.
+        seed: the keyed streams of the orthogonal pre-init.
+
+    Returns:
+        An `LSUVReport`; ``report.plan`` (``Orthogonal(gain=g)`` for each calibrated weight)
+        reproduces the result with ``plan.apply(model)``.
+
+    Raises:
+        InitError: an empty batch, NaN/Inf in it, a batch the model rejects, or a layer whose
+            output is constant (std 0) or not finite; the model is then exactly as before.
+    """
+    start = time.perf_counter()
+    if not isinstance(model, nn.Module):
+        raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    target_std = check_positive_finite("target_std", target_std)
+    tol = check_positive_finite("tol", tol)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise InitError(f"`max_iter` must be a positive int, got {max_iter!r}.")
+    seed = check_seed(seed)
+    args, kwargs = _check_batch(batch)
+    policy = Policy([Rule(Orthogonal(), role=list(_CALIBRATED_ROLES),
+                          label="orthogonal pre-init"),
+                     Policy.preset("auto", residual="none")], name="lsuv")
+    with _restoring(model):
+        try:
+            plan = init_model(model, policy, seed=seed, example_inputs=kwargs or args)
+        except InitError as exc:  # say `batch`, the argument the caller passed
+            raise InitError(str(exc).replace("`example_inputs`", "`batch`")) from None
+        layers, forwards, calls = _calibrate(model, plan, args, kwargs, target_std, tol,
+                                             max_iter)
+    gains = {x.weight: x.gain for x in layers}
+    rows = [row if row.name not in gains else dataclasses.replace(
+        row, spec=Orthogonal(gain=gains[row.name]),
+        std=Orthogonal(gain=gains[row.name]).std(infer_fans(row.shape)),
+        rule="lsuv: calibrated on the batch") for row in plan]
+    final = InitPlan(rows, seed=plan.seed, policy="lsuv", notes=plan.notes)
+    return LSUVReport(tuple(layers), final, target_std, tol, forwards, calls,
+                      time.perf_counter() - start)
+
+
+def _calibrate(model: nn.Module, plan: InitPlan, args: tuple[Any, ...], kwargs: dict[str, Any],
+               target: float, tol: float, max_iter: int) -> tuple[list[LSUVLayer], int, int]:
+    modules = dict(model.named_modules(remove_duplicate=False))
+    params = dict(model.named_parameters(remove_duplicate=False))
+    targets: list[tuple[str, PlanRow]] = []
+    for row in plan:  # execution order
+        if (row.role in _CALIBRATED_ROLES and row.spec == Orthogonal()
+                and row.activation != "unused" and row.module not in {n for n, _ in targets}
+                and not isinstance(modules[row.module], nn.MultiheadAttention)):
+            targets.append((row.module, row))  # MHA's in_proj: applied functionally, kept
+    counter = {"forwards": 0, "calls": 0}
+    done: list[LSUVLayer] = []
+    for module_name, row in targets:
+        module = modules[module_name]
+        hooked = module
+        if module_name.endswith("out_proj") and isinstance(
+                modules.get(module_name.rsplit(".", 1)[0]), nn.MultiheadAttention):
+            hooked = modules[module_name.rsplit(".", 1)[0]]  # out_proj runs inside MHA
+        weight = params[row.name]
+        with torch.no_grad():
+            basis = torch.empty_like(weight, dtype=torch.float64)
+            Orthogonal().fill_(basis, seed=plan.seed, key=row.name)
+        gain, std, before, iterations = 1.0, math.nan, math.nan, 0
+        exact = isinstance(module, _LINEAR_IN_WEIGHT) or type(module).__name__ == "Conv1D"
+        bias = getattr(module, "bias", None)
+        exact = exact and (bias is None or not bool(bias.any()))
+        note = ""
+        while iterations < max_iter:
+            std = _output_std(model, hooked, module_name, args, kwargs, counter)
+            iterations += 1
+            if iterations == 1:
+                before = std
+            if abs(std - target) <= tol and not exact:
+                break
+            gain *= target / std
+            with torch.no_grad():
+                weight.copy_(gain * basis)
+            if exact:  # output proportional to the weight: one rescale lands on the target
+                std = target
+                note = "exact"
+                break
+        converged = abs(std - target) <= tol
+        done.append(LSUVLayer(module_name, row.name, iterations, before, std, gain, converged,
+                              note))
+    return done, counter["forwards"], counter["calls"]
+
+
+def _output_std(model: nn.Module, hooked: nn.Module, name: str, args: tuple[Any, ...],
+                kwargs: dict[str, Any], counter: dict[str, int]) -> float:
+    """Run the forward pass until `hooked` returns for the first time; its output's std."""
+    seen: list[torch.Tensor] = []
+    calls = {"n": 0}
+
+    def count(module: nn.Module, inputs: Any, output: Any) -> None:
+        calls["n"] += 1
+
+    def stop(module: nn.Module, inputs: Any, output: Any) -> None:
+        tensors = [x for x in tree_flatten(output)[0] if isinstance(x, torch.Tensor)]
+        seen.append(tensors[0].detach())
+        raise _Stop
+
+    handles = [m.register_forward_hook(count) for m in model.modules()
+               if any(True for _ in m.parameters(recurse=False))]
+    handles.append(hooked.register_forward_hook(stop))
+    counter["forwards"] += 1
+    try:
+        with torch.no_grad(), _eval_mode(model), _NoFastPath(), \
+                torch.random.fork_rng(devices=[]):
+            model(*args, **kwargs)
+    except _Stop:
+        pass
+    except InitError:
+        raise
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise InitError(
+            f"The forward pass on `batch` failed while calibrating {name!r}: "
+            f"{type(exc).__name__}: {first}. The model was not changed."
+        ) from None
+    finally:
+        for handle in handles:
+            handle.remove()
+        counter["calls"] += calls["n"]
+    if not seen:
+        raise InitError(f"Layer {name!r} was not called in the forward pass on `batch`.")
+    std = float(seen[0].double().std()) if seen[0].numel() > 1 else math.nan
+    if not math.isfinite(std) or std == 0.0:
+        raise InitError(
+            f"Layer {name!r} gives a {'constant' if std == 0.0 else 'non-finite'} output on "
+            f"`batch` (std {std}), so no scale can make its std the target; check the batch "
+            "(all samples equal?) or the layers before it. The model was not changed."
+        )
+    return std
+
+
+def _lsuv_policy(model: nn.Module, batch: object, *, seed: int = 0) -> InitPlan:
+    return lsuv(model, batch, seed=seed).plan
+
+
+def register() -> None:
+    """Make ``init_model(model, "lsuv", example_inputs=batch)`` run `lsuv`."""
+    CALIBRATORS.setdefault("lsuv", _lsuv_policy)

@@ -1,0 +1,10 @@
+"""The demo's experiments: data, small models, the training recipe."""
+
+from ._digits import RECIPE as RECIPE
+from ._digits import Digits as Digits
+from ._digits import TrainResult as TrainResult
+from ._digits import load_digits as load_digits
+from ._digits import mlp as mlp
+from ._digits import train as train
+
+__all__ = ["RECIPE", "Digits", "TrainResult", "load_digits", "mlp", "train"]
