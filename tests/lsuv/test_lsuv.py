@@ -54,14 +54,37 @@ def test_deep_mlps_land_on_the_target_and_a_second_call_is_a_no_op(activation):
     report = wi.lsuv(model, BATCH)
     assert len(report) == 30
     assert_calibrated(model, report, BATCH)
-    # One partial forward per layer, stopped at that layer: 30 * 31 / 2 layer calls in all,
-    # i.e. 15.5 full forwards (a full forward per measurement would be >= 60).
-    assert report.forwards == 30 and report.layer_calls == 30 * 31 // 2
+    # A Sequential chain keeps the activation in front of the next layer: one forward pass,
+    # each layer run once to measure it and once to move on (the last only to measure).
+    assert report.forwards == 1 and report.layer_calls == 2 * 30 - 1
     state = {k: v.clone() for k, v in model.state_dict().items()}
     again = wi.lsuv(model, BATCH)
     assert_calibrated(model, again, BATCH)
     for name, value in model.state_dict().items():
         assert torch.equal(value, state[name]), name
+
+
+def test_other_architectures_use_one_forward_per_layer_stopped_at_that_layer():
+    class Wrapped(nn.Module):  # not a Sequential: the chain shortcut does not apply
+        def __init__(self):
+            super().__init__()
+            self.body = nets.mlp(10, 128)
+
+        def forward(self, x):
+            return self.body(x)
+
+    model = Wrapped()
+    report = wi.lsuv(model, BATCH)
+    # Layer k's pass stops when it returns: 10 * 11 / 2 layer calls (5.5 full forwards).
+    assert report.forwards == 10 and report.layer_calls == 10 * 11 // 2
+    assert_calibrated(model, report, BATCH)
+    # Both ways give the same bits: the same Sequential through partial forwards (a keyword
+    # argument turns the chain shortcut off) and as a chain.
+    partial, chained = nets.mlp(10, 128), nets.mlp(10, 128)
+    assert wi.lsuv(partial, {"input": BATCH}).forwards == 10
+    assert wi.lsuv(chained, BATCH).forwards == 1
+    for name, value in partial.state_dict().items():
+        assert torch.equal(value, chained.state_dict()[name]), name
 
 
 def test_cnn_with_batchnorm_and_residuals():

@@ -224,82 +224,44 @@ def _calibrate(model: nn.Module, plan: InitPlan, args: tuple[Any, ...], kwargs: 
                 and row.activation != "unused" and row.module not in {n for n, _ in targets}
                 and not isinstance(modules[row.module], nn.MultiheadAttention)):
             targets.append((row.module, row))  # MHA's in_proj: applied functionally, kept
-    counter = {"forwards": 0, "calls": 0}
+    probe: _Probe
+    if isinstance(model, nn.Sequential) and len(args) == 1 and not kwargs and all(
+            name in model._modules for name, _ in targets):
+        probe = _Chain(model, args[0])
+    else:
+        probe = _PartialForwards(model, args, kwargs)
     done: list[LSUVLayer] = []
-    for module_name, row in targets:
-        module = modules[module_name]
-        hooked = module
-        if module_name.endswith("out_proj") and isinstance(
-                modules.get(module_name.rsplit(".", 1)[0]), nn.MultiheadAttention):
-            hooked = modules[module_name.rsplit(".", 1)[0]]  # out_proj runs inside MHA
-        weight = params[row.name]
-        with torch.no_grad():
+    with torch.no_grad(), _eval_mode(model), _NoFastPath(), torch.random.fork_rng(devices=[]):
+        for module_name, row in targets:
+            module = modules[module_name]
+            weight = params[row.name]
             basis = torch.empty_like(weight, dtype=torch.float64)
             Orthogonal().fill_(basis, seed=plan.seed, key=row.name)
-        gain, std, before, iterations = 1.0, math.nan, math.nan, 0
-        exact = isinstance(module, _LINEAR_IN_WEIGHT) or type(module).__name__ == "Conv1D"
-        bias = getattr(module, "bias", None)
-        exact = exact and (bias is None or not bool(bias.any()))
-        note = ""
-        while iterations < max_iter:
-            std = _output_std(model, hooked, module_name, args, kwargs, counter)
-            iterations += 1
-            if iterations == 1:
-                before = std
-            if abs(std - target) <= tol and not exact:
-                break
-            gain *= target / std
-            with torch.no_grad():
+            bias = getattr(module, "bias", None)
+            exact = (isinstance(module, _LINEAR_IN_WEIGHT) or type(module).__name__ == "Conv1D"
+                     ) and (bias is None or not bool(bias.any()))
+            gain, std, before, iterations, note = 1.0, math.nan, math.nan, 0, ""
+            while iterations < max_iter:
+                std = probe.output_std(module_name)
+                iterations += 1
+                if iterations == 1:
+                    before = std
+                if abs(std - target) <= tol and not exact:
+                    break
+                gain *= target / std
                 weight.copy_(gain * basis)
-            if exact:  # output proportional to the weight: one rescale lands on the target
-                std = target
-                note = "exact"
-                break
-        converged = abs(std - target) <= tol
-        done.append(LSUVLayer(module_name, row.name, iterations, before, std, gain, converged,
-                              note))
-    return done, counter["forwards"], counter["calls"]
+                if exact:  # output proportional to the weight: one rescale lands on target
+                    std, note = target, "exact"
+                    break
+            done.append(LSUVLayer(module_name, row.name, iterations, before, std, gain,
+                                  abs(std - target) <= tol, note))
+    return done, probe.forwards, probe.calls
 
 
-def _output_std(model: nn.Module, hooked: nn.Module, name: str, args: tuple[Any, ...],
-                kwargs: dict[str, Any], counter: dict[str, int]) -> float:
-    """Run the forward pass until `hooked` returns for the first time; its output's std."""
-    seen: list[torch.Tensor] = []
-    calls = {"n": 0}
-
-    def count(module: nn.Module, inputs: Any, output: Any) -> None:
-        calls["n"] += 1
-
-    def stop(module: nn.Module, inputs: Any, output: Any) -> None:
-        tensors = [x for x in tree_flatten(output)[0] if isinstance(x, torch.Tensor)]
-        seen.append(tensors[0].detach())
-        raise _Stop
-
-    handles = [m.register_forward_hook(count) for m in model.modules()
-               if any(True for _ in m.parameters(recurse=False))]
-    handles.append(hooked.register_forward_hook(stop))
-    counter["forwards"] += 1
-    try:
-        with torch.no_grad(), _eval_mode(model), _NoFastPath(), \
-                torch.random.fork_rng(devices=[]):
-            model(*args, **kwargs)
-    except _Stop:
-        pass
-    except InitError:
-        raise
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise InitError(
-            f"The forward pass on `batch` failed while calibrating {name!r}: "
-            f"{type(exc).__name__}: {first}. The model was not changed."
-        ) from None
-    finally:
-        for handle in handles:
-            handle.remove()
-        counter["calls"] += calls["n"]
-    if not seen:
-        raise InitError(f"Layer {name!r} was not called in the forward pass on `batch`.")
-    std = float(seen[0].double().std()) if seen[0].numel() > 1 else math.nan
+def _std_of(name: str, output: Any) -> float:
+    tensors = [x for x in tree_flatten(output)[0] if isinstance(x, torch.Tensor)]
+    first = tensors[0].detach() if tensors else None
+    std = float(first.double().std()) if first is not None and first.numel() > 1 else math.nan
     if not math.isfinite(std) or std == 0.0:
         raise InitError(
             f"Layer {name!r} gives a {'constant' if std == 0.0 else 'non-finite'} output on "
@@ -307,6 +269,100 @@ def _output_std(model: nn.Module, hooked: nn.Module, name: str, args: tuple[Any,
             "(all samples equal?) or the layers before it. The model was not changed."
         )
     return std
+
+
+def _forward_failed(name: str, exc: Exception) -> InitError:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return InitError(
+        f"The forward pass on `batch` failed while calibrating {name!r}: "
+        f"{type(exc).__name__}: {first}. The model was not changed."
+    )
+
+
+def _owns_parameters(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters(recurse=False))
+
+
+class _Probe:
+    """Measures a layer's output std on the batch; counts the passes and layer calls."""
+
+    forwards = 0
+    calls = 0
+
+    def output_std(self, name: str) -> float:
+        raise NotImplementedError
+
+
+class _Chain(_Probe):
+    """An nn.Sequential whose calibrated layers are its children: the activation in front of
+    the next layer is kept, so the whole calibration costs one forward pass, plus a re-run of
+    one layer per extra iteration."""
+
+    def __init__(self, model: nn.Sequential, x: torch.Tensor) -> None:
+        self.children = list(model._modules.items())
+        self.position = 0
+        self.x = x
+        self.forwards = 1
+
+    def _run(self, index: int) -> Any:
+        name, child = self.children[index]
+        if child is None:
+            return self.x
+        self.calls += _owns_parameters(child)
+        try:
+            return child(self.x)
+        except Exception as exc:
+            raise _forward_failed(name, exc) from None
+
+    def output_std(self, name: str) -> float:
+        index = next(i for i, (n, _) in enumerate(self.children) if n == name)
+        while self.position < index:
+            self.x = self._run(self.position)
+            self.position += 1
+        return _std_of(name, self._run(index))
+
+
+class _PartialForwards(_Probe):
+    """Any architecture: a forward pass per measurement that stops (a hook raises) as soon as
+    the layer returns for the first time, so layer k costs the layers up to k."""
+
+    def __init__(self, model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.model, self.args, self.kwargs = model, args, kwargs
+        self.modules = dict(model.named_modules(remove_duplicate=False))
+
+    def output_std(self, name: str) -> float:
+        hooked = self.modules[name]
+        parent = name.rsplit(".", 1)[0] if "." in name else ""
+        if name.endswith("out_proj") and isinstance(self.modules.get(parent),
+                                                     nn.MultiheadAttention):
+            hooked = self.modules[parent]  # out_proj runs inside MultiheadAttention's forward
+        seen: list[Any] = []
+
+        def count(module: nn.Module, inputs: Any, output: Any) -> None:
+            self.calls += 1
+
+        def stop(module: nn.Module, inputs: Any, output: Any) -> None:
+            seen.append(output)
+            raise _Stop
+
+        handles = [m.register_forward_hook(count) for m in self.model.modules()
+                   if _owns_parameters(m)]
+        handles.append(hooked.register_forward_hook(stop))
+        self.forwards += 1
+        try:
+            self.model(*self.args, **self.kwargs)
+        except _Stop:
+            pass
+        except InitError:
+            raise
+        except Exception as exc:
+            raise _forward_failed(name, exc) from None
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not seen:
+            raise InitError(f"Layer {name!r} was not called in the forward pass on `batch`.")
+        return _std_of(name, seen[0])
 
 
 def _lsuv_policy(model: nn.Module, batch: object, *, seed: int = 0) -> InitPlan:
