@@ -1,4 +1,6 @@
-"""`make bench`: weightinit's keyed fills against torch's own initializers, measured in one run.
+"""`make bench`: weightinit's keyed fills against torch's own initializers, and `wi.lsuv` against
+the PyPI `lsuv` package (installed only for the benchmark: benchmarks/requirements-lsuv.txt),
+measured in one run.
 
 Prints medians of --reps runs and ratios against the baseline measured in the same run. The
 machines are noisy: quote ratios, and never turn these into test assertions.
@@ -7,13 +9,17 @@ machines are noisy: quote ratios, and never turn these into test assertions.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from importlib import metadata
+from typing import Any
 
 import torch
+from torch import nn
 
 import weightinit as wi
 from weightinit.random import fill_keyed_
@@ -71,19 +77,161 @@ def bench_keyed_fills(numel: int, reps: int) -> list[dict[str, object]]:
     return rows
 
 
+LSUV_TOL = 0.02  # for both libraries: ours `tol`, theirs `std_tol`
+LSUV_MAX_ITER = 10  # ours `max_iter`, theirs `max_attempts`
+LSUV_REQUIREMENTS = "benchmarks/requirements-lsuv.txt"
+
+
+def _mlp(depth: int = 30, width: int = 256) -> nn.Module:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _cnn(depth: int = 6, channels: int = 32, classes: int = 10) -> nn.Module:
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Conv2d(3 if i == 0 else channels, channels, 3, padding=1),
+                   nn.BatchNorm2d(channels), nn.ReLU()]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes)]
+    return nn.Sequential(*layers)
+
+
+def _max_std_error(model: nn.Module, batch: torch.Tensor, target: float = 1.0) -> float:
+    """One eval-mode, no-grad forward; max |std - target| over the outputs of every Linear and
+    convolution (first call of each), std in float64."""
+    stds: dict[str, float] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
+            def hook(module: nn.Module, inputs: Any, output: torch.Tensor,
+                     name: str = name) -> None:
+                stds.setdefault(name, float(output.detach().double().std()))
+            handles.append(module.register_forward_hook(hook))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(batch)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return max(abs(std - target) for std in stds.values())
+
+
+def _counting(model: nn.Module) -> tuple[dict[str, int], Callable[[], None]]:
+    """Count top-level forward calls and calls of modules that own parameters (the definition
+    of `LSUVReport.layer_calls`). Returns the counter and a function removing the hooks."""
+    counter = {"forwards": 0, "layer_calls": 0}
+
+    def forward(module: nn.Module, inputs: Any) -> None:
+        counter["forwards"] += 1
+
+    def call(module: nn.Module, inputs: Any, output: Any) -> None:
+        counter["layer_calls"] += 1
+
+    handles = [model.register_forward_pre_hook(forward)]
+    handles += [m.register_forward_hook(call) for m in model.modules()
+                if any(True for _ in m.parameters(recurse=False))]
+
+    def remove() -> None:
+        for handle in handles:
+            handle.remove()
+
+    return counter, remove
+
+
+def bench_lsuv(reps: int) -> dict[str, object] | None:
+    try:
+        from lsuv import lsuv_with_singlebatch
+    except ImportError:
+        print(f"  skipped: the PyPI `lsuv` package is not installed; install it with "
+              f"`.venv/bin/pip install --no-deps -r {LSUV_REQUIREMENTS}`", flush=True)
+        return None
+    version = metadata.version("lsuv")
+
+    def ours(model: nn.Module, batch: torch.Tensor) -> dict[str, int]:
+        report = wi.lsuv(model, batch, target_std=1.0, tol=LSUV_TOL, max_iter=LSUV_MAX_ITER,
+                         seed=0)
+        return {"forwards": report.forwards, "layer_calls": report.layer_calls}
+
+    def theirs(model: nn.Module, batch: torch.Tensor) -> dict[str, int]:
+        torch.manual_seed(0)  # their orthogonal pre-init draws from torch's global generator
+        lsuv_with_singlebatch(model, batch, needed_std=1.0, std_tol=LSUV_TOL,
+                              max_attempts=LSUV_MAX_ITER, do_orthonorm=True, verbose=False,
+                              device=torch.device("cpu"))
+        return {}
+
+    cases = (("MLP 30 x Linear(256)+ReLU", "mlp", _mlp, (256, 256)),
+             ("CNN 6 x conv3x3(32)-BN-ReLU", "cnn", _cnn, (16, 3, 32, 32)))
+    print(f"  target std 1, tol {LSUV_TOL} for both (ours tol, theirs std_tol), at most "
+          f"{LSUV_MAX_ITER} iterations; lsuv {version}; fresh copy of one seeded model per run",
+          flush=True)
+    print(f"  {'model':<28} {'library':<12} {'forwards':>8} {'layer calls':>11} "
+          f"{'seconds':>9} {'max|std-1|':>10}", flush=True)
+    rows: list[dict[str, object]] = []
+    for title, key, build, shape in cases:
+        torch.manual_seed(0)
+        base = build()
+        batch = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+        row: dict[str, object] = {"model": key, "description": title, "batch": list(shape)}
+        for library, run in (("weightinit", ours), (f"lsuv {version}", theirs)):
+            # First run, untimed: counts (for theirs, by hooks) and the std after calibration.
+            model = copy.deepcopy(base)
+            counter, remove = _counting(model)
+            start = time.perf_counter()
+            counts = run(model, batch)
+            first = time.perf_counter() - start
+            remove()
+            counts = counts or dict(counter)
+            error = _max_std_error(model, batch)
+            times = []
+            for _ in range(reps):
+                model = copy.deepcopy(base)
+                start = time.perf_counter()
+                run(model, batch)
+                times.append(time.perf_counter() - start)
+            result = {**counts, "seconds": statistics.median(times), "first_seconds": first,
+                      "max_std_error": error}
+            row["weightinit" if library == "weightinit" else "lsuv"] = result
+            print(f"  {title if library == 'weightinit' else '':<28} {library:<12} "
+                  f"{result['forwards']:>8} {result['layer_calls']:>11} "
+                  f"{result['seconds']:>9.4f} {error:>10.2e}", flush=True)
+        ratio = (float(row["lsuv"]["seconds"])  # type: ignore[index]
+                 / float(row["weightinit"]["seconds"]))  # type: ignore[index]
+        row["time_ratio_lsuv_over_weightinit"] = ratio
+        print(f"  {'':<28} wall time lsuv / weightinit: {ratio:.2f}x", flush=True)
+        rows.append(row)
+    print("  (weightinit's forwards stop at the layer being calibrated; lsuv's run the whole "
+          "model)", flush=True)
+    return {"lsuv_version": version, "target_std": 1.0, "tol": LSUV_TOL,
+            "max_iter": LSUV_MAX_ITER, "models": rows}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--numel", type=int, default=1 << 28, help="elements (default 2**28)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per timing (median)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--only", choices=("fills", "lsuv"),
+                        help="run one section (default: both)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"weightinit benchmarks: torch {torch.__version__}, {args.threads} threads, "
-          f"{args.numel:,} float32 elements, median of {args.reps}", flush=True)
-    print("keyed fills vs torch's initializers:", flush=True)
-    results = {"threads": args.threads, "numel": args.numel,
-               "keyed_fills": bench_keyed_fills(args.numel, args.reps)}
+          f"median of {args.reps}", flush=True)
+    results: dict[str, object] = {"threads": args.threads, "reps": args.reps}
+    if args.only in (None, "fills"):
+        print(f"keyed fills vs torch's initializers ({args.numel:,} float32 elements):",
+              flush=True)
+        results["numel"] = args.numel
+        results["keyed_fills"] = bench_keyed_fills(args.numel, args.reps)
+    if args.only in (None, "lsuv"):
+        print("LSUV: wi.lsuv vs the PyPI lsuv package (same models, seed and batch):",
+              flush=True)
+        results["lsuv"] = bench_lsuv(args.reps)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)

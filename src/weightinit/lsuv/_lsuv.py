@@ -163,10 +163,14 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
     functionally (no module call), so it keeps its orthogonal init; its output is calibrated
     through out_proj.
 
-    Cost: each layer needs one forward pass that stops at that layer (a hook raises after
-    recording its output), not a full forward per iteration. For a layer whose output is
-    proportional to its weight (Linear and convolutions, with the bias at 0) one measurement
-    gives the exact factor; other layers iterate up to `max_iter` times.
+    Cost: for an ``nn.Sequential`` whose calibrated layers are its children, the activation
+    in front of the next layer is kept, so the whole calibration is one forward pass (each
+    layer run once to measure it and once to move on). Any other architecture gets one forward
+    pass per measurement that stops as soon as the layer returns (a hook raises), so layer k
+    costs the layers up to k, not a full forward. For a layer whose output is proportional to
+    its weight (Linear and convolutions, with the bias at 0) one measurement gives the exact
+    factor; other layers iterate up to `max_iter` times. Discovery (`init_model`) adds one
+    pass, on the meta device when the model's code allows.
 
     Args:
         model: the network; its parameters are changed in place.
