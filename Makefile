@@ -25,7 +25,10 @@ demo: $(PKG)
 test: $(PKG)
 	$(BIN)/python -m pytest -q
 
+# The PyPI `lsuv` package is installed only here, for the comparison; --no-deps so that pip never
+# resolves another torch (it needs only torch, already pinned in the venv).
 bench: $(PKG)
+	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements-lsuv.txt
 	$(BIN)/python benchmarks/run.py
 
 lint: $(DEPS)

@@ -143,13 +143,13 @@ def _counting(model: nn.Module) -> tuple[dict[str, int], Callable[[], None]]:
     return counter, remove
 
 
-def bench_lsuv(reps: int) -> dict[str, object] | None:
+def bench_lsuv(reps: int) -> dict[str, object]:
     try:
         from lsuv import lsuv_with_singlebatch
     except ImportError:
-        print(f"  skipped: the PyPI `lsuv` package is not installed; install it with "
-              f"`.venv/bin/pip install --no-deps -r {LSUV_REQUIREMENTS}`", flush=True)
-        return None
+        install = f".venv/bin/pip install --no-deps -r {LSUV_REQUIREMENTS}"
+        print(f"  skipped: the PyPI `lsuv` package is not installed; `{install}`", flush=True)
+        return {"skipped": f"lsuv not installed; {install}"}
     version = metadata.version("lsuv")
 
     def ours(model: nn.Module, batch: torch.Tensor) -> dict[str, int]:
@@ -166,9 +166,9 @@ def bench_lsuv(reps: int) -> dict[str, object] | None:
 
     cases = (("MLP 30 x Linear(256)+ReLU", "mlp", _mlp, (256, 256)),
              ("CNN 6 x conv3x3(32)-BN-ReLU", "cnn", _cnn, (16, 3, 32, 32)))
-    print(f"  target std 1, tol {LSUV_TOL} for both (ours tol, theirs std_tol), at most "
-          f"{LSUV_MAX_ITER} iterations; lsuv {version}; fresh copy of one seeded model per run",
-          flush=True)
+    print(f"  lsuv {version}; target std 1, tol {LSUV_TOL} for both (our tol, their std_tol), "
+          f"{LSUV_MAX_ITER} iterations at most;\n  a fresh copy of one seeded model per run; "
+          "max|std-1| over every Linear/conv output, eval mode", flush=True)
     print(f"  {'model':<28} {'library':<12} {'forwards':>8} {'layer calls':>11} "
           f"{'seconds':>9} {'max|std-1|':>10}", flush=True)
     rows: list[dict[str, object]] = []
@@ -177,6 +177,7 @@ def bench_lsuv(reps: int) -> dict[str, object] | None:
         base = build()
         batch = torch.randn(shape, generator=torch.Generator().manual_seed(1))
         row: dict[str, object] = {"model": key, "description": title, "batch": list(shape)}
+        seconds: dict[str, float] = {}
         for library, run in (("weightinit", ours), (f"lsuv {version}", theirs)):
             # First run, untimed: counts (for theirs, by hooks) and the std after calibration.
             model = copy.deepcopy(base)
@@ -193,19 +194,20 @@ def bench_lsuv(reps: int) -> dict[str, object] | None:
                 start = time.perf_counter()
                 run(model, batch)
                 times.append(time.perf_counter() - start)
-            result = {**counts, "seconds": statistics.median(times), "first_seconds": first,
-                      "max_std_error": error}
+            result: dict[str, float] = {**counts, "seconds": statistics.median(times),
+                                        "first_seconds": first, "max_std_error": error}
+            seconds[library] = result["seconds"]
             row["weightinit" if library == "weightinit" else "lsuv"] = result
             print(f"  {title if library == 'weightinit' else '':<28} {library:<12} "
                   f"{result['forwards']:>8} {result['layer_calls']:>11} "
                   f"{result['seconds']:>9.4f} {error:>10.2e}", flush=True)
-        ratio = (float(row["lsuv"]["seconds"])  # type: ignore[index]
-                 / float(row["weightinit"]["seconds"]))  # type: ignore[index]
+        ratio = seconds[f"lsuv {version}"] / seconds["weightinit"]
         row["time_ratio_lsuv_over_weightinit"] = ratio
         print(f"  {'':<28} wall time lsuv / weightinit: {ratio:.2f}x", flush=True)
         rows.append(row)
-    print("  (weightinit's forwards stop at the layer being calibrated; lsuv's run the whole "
-          "model)", flush=True)
+    print("  forwards: weightinit's report.forwards (passes started, may stop early); lsuv's "
+          "calls of\n  model.forward, each a whole pass. layer calls: calls of modules that own "
+          "parameters", flush=True)
     return {"lsuv_version": version, "target_std": 1.0, "tol": LSUV_TOL,
             "max_iter": LSUV_MAX_ITER, "models": rows}
 

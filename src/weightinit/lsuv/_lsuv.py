@@ -201,13 +201,20 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
     policy = Policy([Rule(Orthogonal(), role=list(_CALIBRATED_ROLES),
                           label="orthogonal pre-init"),
                      Policy.preset("auto", residual="none")], name="lsuv")
+    try:
+        plan = init_model(model, policy, seed=seed, example_inputs=kwargs or args,
+                          dry_run=True)
+    except InitError as exc:  # say `batch`, the argument the caller passed
+        raise InitError(str(exc).replace("`example_inputs`", "`batch`")) from None
+    targets = _targets(model, plan)
+    chosen = {row.name for _, row in targets}
     with _restoring(model):
-        try:
-            plan = init_model(model, policy, seed=seed, example_inputs=kwargs or args)
-        except InitError as exc:  # say `batch`, the argument the caller passed
-            raise InitError(str(exc).replace("`example_inputs`", "`batch`")) from None
-        layers, forwards, calls = _calibrate(model, plan, args, kwargs, target_std, tol,
-                                             max_iter)
+        # Everything but the calibrated weights now; each of those is filled once, below,
+        # as the float64 orthogonal basis its calibrated value is a multiple of.
+        InitPlan([row for row in plan if row.name not in chosen], seed=plan.seed,
+                 policy=plan.policy).apply(model)
+        layers, forwards, calls = _calibrate(model, plan.seed, targets, args, kwargs,
+                                             target_std, tol, max_iter)
     gains = {x.weight: x.gain for x in layers}
     rows = [row if row.name not in gains else dataclasses.replace(
         row, spec=Orthogonal(gain=gains[row.name]),
@@ -218,16 +225,23 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
                       time.perf_counter() - start)
 
 
-def _calibrate(model: nn.Module, plan: InitPlan, args: tuple[Any, ...], kwargs: dict[str, Any],
-               target: float, tol: float, max_iter: int) -> tuple[list[LSUVLayer], int, int]:
+def _targets(model: nn.Module, plan: InitPlan) -> list[tuple[str, PlanRow]]:
+    """(module, weight row) to calibrate, in execution order, each module once."""
     modules = dict(model.named_modules(remove_duplicate=False))
-    params = dict(model.named_parameters(remove_duplicate=False))
     targets: list[tuple[str, PlanRow]] = []
-    for row in plan:  # execution order
+    for row in plan:
         if (row.role in _CALIBRATED_ROLES and row.spec == Orthogonal()
                 and row.activation != "unused" and row.module not in {n for n, _ in targets}
                 and not isinstance(modules[row.module], nn.MultiheadAttention)):
             targets.append((row.module, row))  # MHA's in_proj: applied functionally, kept
+    return targets
+
+
+def _calibrate(model: nn.Module, seed: int, targets: list[tuple[str, PlanRow]],
+               args: tuple[Any, ...], kwargs: dict[str, Any], target: float, tol: float,
+               max_iter: int) -> tuple[list[LSUVLayer], int, int]:
+    modules = dict(model.named_modules(remove_duplicate=False))
+    params = dict(model.named_parameters(remove_duplicate=False))
     probe: _Probe
     if isinstance(model, nn.Sequential) and len(args) == 1 and not kwargs and all(
             name in model._modules for name, _ in targets):
@@ -235,12 +249,13 @@ def _calibrate(model: nn.Module, plan: InitPlan, args: tuple[Any, ...], kwargs: 
     else:
         probe = _PartialForwards(model, args, kwargs)
     done: list[LSUVLayer] = []
-    with torch.no_grad(), _eval_mode(model), _NoFastPath(), torch.random.fork_rng(devices=[]):
+    with torch.no_grad(), _eval_mode(model), torch.random.fork_rng(devices=[]):
         for module_name, row in targets:
             module = modules[module_name]
             weight = params[row.name]
             basis = torch.empty_like(weight, dtype=torch.float64)
-            Orthogonal().fill_(basis, seed=plan.seed, key=row.name)
+            Orthogonal().fill_(basis, seed=seed, key=row.name)
+            weight.copy_(basis)  # the pre-init, exactly as Orthogonal() fills it
             bias = getattr(module, "bias", None)
             exact = (isinstance(module, _LINEAR_IN_WEIGHT) or type(module).__name__ == "Conv1D"
                      ) and (bias is None or not bool(bias.any()))
@@ -320,10 +335,11 @@ class _Chain(_Probe):
 
     def output_std(self, name: str) -> float:
         index = next(i for i, (n, _) in enumerate(self.children) if n == name)
-        while self.position < index:
-            self.x = self._run(self.position)
-            self.position += 1
-        return _std_of(name, self._run(index))
+        with _NoFastPath():
+            while self.position < index:
+                self.x = self._run(self.position)
+                self.position += 1
+            return _std_of(name, self._run(index))
 
 
 class _PartialForwards(_Probe):
@@ -354,7 +370,8 @@ class _PartialForwards(_Probe):
         handles.append(hooked.register_forward_hook(stop))
         self.forwards += 1
         try:
-            self.model(*self.args, **self.kwargs)
+            with _NoFastPath():
+                self.model(*self.args, **self.kwargs)
         except _Stop:
             pass
         except InitError:
