@@ -245,3 +245,26 @@ def test_digits_deep_relu_mlp_trains_after_lsuv_and_not_after_torch_defaults():
     wi.lsuv(calibrated, data.x_train[:512])
     assert train(calibrated, data).test_accuracy >= 0.85
     assert train(default, data).test_accuracy <= 0.2
+
+
+def test_transposed_convolutions_are_calibrated_and_embeddings_are_not():
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(50, 16)
+            self.up = nn.ConvTranspose1d(16, 8, 4, stride=2)
+            self.out = nn.Conv1d(8, 4, 3)
+
+        def forward(self, ids):
+            return self.out(torch.relu(self.up(self.embed(ids).transpose(1, 2))))
+
+    model = Decoder()
+    ids = torch.randint(0, 50, (8, 12), generator=torch.Generator().manual_seed(5))
+    report = wi.lsuv(model, ids)
+    assert [x.name for x in report.layers] == ["up", "out"]
+    assert report["up"].note == "exact"
+    assert_calibrated(model, report, ids)
+    # Embeddings start at N(0, 1) (as in "auto") and are not rescaled.
+    assert report.plan["embed.weight"].spec == wi.Normal(std=1.0)
+    # 800 values: the sample std has standard error 1/sqrt(2 * 800) = 0.025; 0.1 is 4 of them.
+    assert abs(float(model.embed.weight.detach().std()) - 1) < 0.1
