@@ -143,6 +143,16 @@ def test_plan_json_and_presets(net_file, capsys):
     assert data["rows"][2]["activation"] == "relu"
 
 
+def test_plan_with_lsuv_calibrates_the_throwaway_model(net_file, capsys):
+    assert main(["plan", f"{net_file}:build", "--policy", "lsuv", "--input-shape", "8,3,16,16",
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["policy"] == "lsuv"
+    assert data["rows"][0]["spec"]["type"] == "Orthogonal"
+    assert main(["plan", f"{net_file}:build", "--policy", "lsuv"]) == 1
+    assert "give --input-shape" in capsys.readouterr().err
+
+
 def test_plan_from_an_importable_module(net_file, capsys, monkeypatch):
     monkeypatch.chdir(net_file.parent)
     assert main(["plan", "net:build", "--json"]) == 0

@@ -98,12 +98,17 @@ def _shape(text: str) -> tuple[int, ...]:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from ..model import init_model
+    from ..model._policy import CALIBRATORS
 
+    calibrated = args.policy in CALIBRATORS  # data-driven: it must run (on this throwaway model)
+    if calibrated and args.input_shape is None:
+        raise InitError(f"--policy {args.policy} calibrates on a batch: give --input-shape.")
     model = load_model(args.model)
     inputs = None
     if args.input_shape is not None:
         inputs = (make_input(model, args.input_shape, args.input_dtype),)
-    plan = init_model(model, args.policy, seed=args.seed, example_inputs=inputs, dry_run=True)
+    plan = init_model(model, args.policy, seed=args.seed, example_inputs=inputs,
+                      dry_run=not calibrated)
     if args.json:
         print(plan.to_json())
         return 0
@@ -159,7 +164,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-dtype", choices=("auto", "float", "long"), default="auto",
                    help="auto: token ids when the first layer is an Embedding, else N(0,1)")
     p.add_argument("--policy", default="auto",
-                   help="auto (default), torch, keras, flax, gpt2 or fixup")
+                   help="auto (default), torch, keras, flax, gpt2, fixup, or lsuv (calibrates "
+                   "on an N(0,1) batch of --input-shape)")
     p.add_argument("--seed", type=int, default=0, help="seed for the keyed streams (default 0)")
     p.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
