@@ -6,6 +6,10 @@ it are private.
 
 from ._errors import InitError as InitError
 from ._errors import InitWarning as InitWarning
+from .diagnose import Diagnosis as Diagnosis
+from .diagnose import Finding as Finding
+from .diagnose import LayerStats as LayerStats
+from .diagnose import diagnose as diagnose
 from .lsuv import LSUVLayer as LSUVLayer
 from .lsuv import LSUVReport as LSUVReport
 from .lsuv import lsuv as lsuv
@@ -55,8 +59,10 @@ __all__ = [
     "Constant",
     "CriticalPoint",
     "DeltaOrthogonal",
+    "Diagnosis",
     "Fans",
     "Feed",
+    "Finding",
     "Glorot",
     "He",
     "Identity",
@@ -66,6 +72,7 @@ __all__ = [
     "Kaiming",
     "LSUVLayer",
     "LSUVReport",
+    "LayerStats",
     "LeCun",
     "Normal",
     "Ones",
@@ -86,6 +93,7 @@ __all__ = [
     "compute_fans",
     "critical_point",
     "derive_key",
+    "diagnose",
     "fill_keyed_",
     "gain",
     "init_model",

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -23,7 +23,7 @@ from torch.utils._pytree import tree_flatten
 
 from .._errors import InitError, check_positive_finite
 from ..model import InitPlan, PlanRow, Policy, Rule, init_model
-from ..model._plan import _as_call, _eval_mode
+from ..model._plan import _eval_mode, check_batch
 from ..model._policy import CALIBRATORS
 from ..random import check_seed
 from ..schemes import Orthogonal
@@ -114,27 +114,6 @@ class _NoFastPath(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def _check_batch(batch: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if batch is None:
-        raise InitError("`batch` is required: LSUV calibrates on real data.")
-    args, kwargs = _as_call(batch if isinstance(batch, (tuple, Mapping)) else (batch,))
-    tensors = [x for x in tree_flatten((args, kwargs))[0] if isinstance(x, torch.Tensor)]
-    if not tensors:
-        raise InitError("`batch` holds no tensor; pass the model's input batch.")
-    for tensor in tensors:
-        if tensor.numel() == 0:
-            raise InitError(
-                f"`batch` has an empty tensor (shape {tuple(tensor.shape)}); LSUV needs samples."
-            )
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            bad = int((~torch.isfinite(tensor)).sum())
-            raise InitError(
-                f"`batch` has {bad} NaN/Inf values (tensor of shape {tuple(tensor.shape)}); "
-                "LSUV needs finite inputs."
-            )
-    return args, kwargs
-
-
 @contextlib.contextmanager
 def _restoring(model: nn.Module) -> Iterator[None]:
     """Put every parameter and buffer back, bit for bit, if the block raises."""
@@ -197,7 +176,7 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise InitError(f"`max_iter` must be a positive int, got {max_iter!r}.")
     seed = check_seed(seed)
-    args, kwargs = _check_batch(batch)
+    args, kwargs = check_batch(batch)
     policy = Policy([Rule(Orthogonal(), role=list(_CALIBRATED_ROLES),
                           label="orthogonal pre-init"),
                      Policy.preset("auto", residual="none")], name="lsuv")

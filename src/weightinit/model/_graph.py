@@ -155,13 +155,13 @@ def _own_params(module: nn.Module) -> bool:
     return any(True for _ in module.parameters(recurse=False))
 
 
-@torch.no_grad()
 def record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
-           run: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> Graph:
-    """Run `run(args, kwargs)` (a forward of `model`) and return the graph it made.
+           run: Callable[[tuple[Any, ...], dict[str, Any]], Any], *,
+           grad: bool = False) -> tuple[Graph, Any]:
+    """Run `run(args, kwargs)` (a forward of `model`); return the graph it made and its result.
 
     Every module with its own parameters is a layer: its output becomes one `layer` node.
-    Hooks are removed and the mode popped whatever happens.
+    Runs under no_grad unless `grad`. Hooks are removed and the mode popped whatever happens.
     """
     graph = Graph()
     names = {module: name for name, module in model.named_modules(remove_duplicate=False)}
@@ -204,14 +204,14 @@ def record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
     try:
         for tensor in _tensors((args, kwargs)):
             graph.new("input", "input", tensor)
-        with _Recorder(graph):
+        with torch.set_grad_enabled(grad), _Recorder(graph):
             result = run(args, kwargs)
         graph.result = [graph.node_of(t) for t in _tensors(result)]
     finally:
         for handle in handles:
             handle.remove()
         graph.release()
-    return graph
+    return graph, result
 
 
 def iter_ancestors(node: Node) -> Iterator[Node]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_flatten, tree_map
 
 from .._errors import InitError
 from ..random import check_seed
@@ -245,6 +245,28 @@ def _as_call(example_inputs: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
     )
 
 
+def check_batch(batch: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """(args, kwargs) of a model's input batch, refused when empty or not finite."""
+    if batch is None:
+        raise InitError("`batch` is required: it is what the model is measured on.")
+    args, kwargs = _as_call(batch if isinstance(batch, (tuple, Mapping)) else (batch,))
+    tensors = [x for x in tree_flatten((args, kwargs))[0] if isinstance(x, torch.Tensor)]
+    if not tensors:
+        raise InitError("`batch` holds no tensor; pass the model's input batch.")
+    for tensor in tensors:
+        if tensor.numel() == 0:
+            raise InitError(
+                f"`batch` has an empty tensor (shape {tuple(tensor.shape)}); LSUV needs samples."
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise InitError(
+                f"`batch` has {bad} NaN/Inf values (tensor of shape {tuple(tensor.shape)}); "
+                "LSUV needs finite inputs."
+            )
+    return args, kwargs
+
+
 def _to_meta(tree: Any) -> Any:
     return tree_map(lambda x: torch.empty_like(x, device="meta")
                     if isinstance(x, torch.Tensor) else x, tree)
@@ -280,14 +302,14 @@ def _trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
         warnings.simplefilter("ignore")  # the probe's warnings are not the user's
         meta = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
         try:
-            return record(model, _to_meta(args), _to_meta(kwargs), run_with(meta)), "meta"
+            return record(model, _to_meta(args), _to_meta(kwargs), run_with(meta))[0], "meta"
         except Exception:
             pass  # data-dependent code: run it for real
         devices = sorted({t.device.index or 0 for t in state.values() if t.device.type == "cuda"})
         copies = {name: t if name in params else t.detach().clone()
                   for name, t in state.items()}
         with torch.random.fork_rng(devices=devices):
-            return record(model, args, kwargs, run_with(copies)), "real"
+            return record(model, args, kwargs, run_with(copies))[0], "real"
 
 
 @dataclasses.dataclass
@@ -323,15 +345,18 @@ def _feed_for(name: str, flow: Dataflow | None, graph: Graph | None,
     return Feed("unused", "not called in the forward pass", None), "not called"
 
 
-def discover(model: nn.Module, example_inputs: object = None) -> tuple[Discovery, list[str]]:
-    """Roles from the modules, feeds and residual branches from one forward pass."""
+def discover(model: nn.Module, example_inputs: object = None, *,
+             graph: Graph | None = None) -> tuple[Discovery, list[str]]:
+    """Roles from the modules, feeds and residual branches from one forward pass (run here,
+    or already recorded: `graph`)."""
     found = slots(model)
     modules = dict(model.named_modules(remove_duplicate=False))
     notes: list[str] = []
-    graph: Graph | None = None
     flow: Dataflow | None = None
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    if example_inputs is None:
+    if graph is not None:
+        pass
+    elif example_inputs is None:
         synth_device = "meta" if device.type == "meta" else device
         args_or_none, what = _synthesize(model, synth_device)
         if args_or_none is None:
@@ -463,7 +488,15 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
     if not isinstance(dry_run, bool):
         raise InitError(f"`dry_run` must be a bool, got {dry_run!r}.")
     found, notes = discover(model, example_inputs)
-    decisions = resolved.decide(found.infos, found.module_types)
+    plan = build_plan(found, notes, resolved, seed)
+    if not dry_run:
+        plan.apply(model)
+    return plan
+
+
+def build_plan(found: Discovery, notes: Sequence[str], policy: Policy, seed: int) -> InitPlan:
+    """The rows `policy` gives the discovered parameters, in execution order."""
+    decisions = policy.decide(found.infos, found.module_types)
     rows = []
     for i in found.order:
         slot, info = found.slots[i], found.infos[i]
@@ -482,10 +515,7 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
             std=_std_of(spec, info), rule=rule, residual=info.residual_end, note=note,
             padding_idx=slot.padding_idx if spec is not None else None,
         ))
-    plan = InitPlan(rows, seed=seed, policy=resolved.name, notes=notes)
-    if not dry_run:
-        plan.apply(model)
-    return plan
+    return InitPlan(rows, seed=seed, policy=policy.name, notes=notes)
 
 
 def _check_fits(spec: Spec, info: ParamInfo) -> None:

@@ -1,0 +1,320 @@
+"""`diagnose`: one forward and one backward pass on the user's batch, per-layer statistics, and
+findings that say what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils._pytree import tree_flatten
+
+from .._errors import InitError
+from ..model import Policy
+from ..model._dataflow import is_norm
+from ..model._graph import record
+from ..model._plan import build_plan, check_batch, discover
+from ._findings import find
+from ._types import Diagnosis, LayerStats
+
+_SATURATING = {"tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "hardtanh": (-1.0, 1.0),
+               "sigmoid": (0.0, 1.0), "hardsigmoid": (0.0, 1.0)}
+# Activations whose outputs are exactly 0 on part of the line: a unit can die.
+_ZEROING = frozenset({"relu", "relu6", "hardsigmoid", "hardswish", "threshold"})
+_HIST_SAMPLE = 4096
+_HIST_BINS = 40
+
+
+def _first_tensor(tree: Any) -> torch.Tensor | None:
+    for leaf in tree_flatten(tree)[0]:
+        if isinstance(leaf, torch.Tensor):
+            return leaf
+    return None
+
+
+def _owns_parameters(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters(recurse=False))
+
+
+def _unit_dim(module: nn.Module, tensor: torch.Tensor) -> int:
+    """Channels for convolutions (dim 1), features (the last dim) otherwise."""
+    if isinstance(module, nn.modules.conv._ConvNd) and tensor.dim() > 2:
+        return 1
+    return tensor.dim() - 1
+
+
+def _rms(x: torch.Tensor) -> float:
+    if x.numel() == 0:
+        return math.nan
+    norm = torch.linalg.vector_norm(x.detach(), dtype=torch.float64)
+    return float(norm) / math.sqrt(x.numel())
+
+
+@contextlib.contextmanager
+def _left_as_it_was(model: nn.Module) -> Iterator[None]:
+    """Buffers (BatchNorm's running stats) restored, train/eval flags and the global RNG too;
+    parameters and .grad are never written (gradients come from torch.autograd.grad)."""
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    modes = [(m, m.training) for m in model.modules()]
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+        for module, mode in modes:
+            module.training = mode
+
+
+def _loss(output: torch.Tensor, target: object, loss_fn: Callable[..., Any] | None
+          ) -> tuple[torch.Tensor, str]:
+    if target is None:
+        if loss_fn is not None:
+            return loss_fn(output), getattr(loss_fn, "__name__", type(loss_fn).__name__)
+        # <output, r> with r ~ N(0, 1) from a private generator: d loss / d output = r, so the
+        # backward pass carries unit-variance noise from the output down, and the gradient RMS
+        # per layer shows backward signal propagation alone.
+        generator = torch.Generator(device=output.device).manual_seed(0)
+        noise = torch.randn(output.shape, generator=generator, device=output.device,
+                            dtype=output.dtype)
+        return (output * noise).sum(), "synthetic"
+    if not isinstance(target, torch.Tensor):
+        raise InitError(f"`target` must be a tensor, got {type(target).__name__}.")
+    if loss_fn is not None:
+        return loss_fn(output, target), getattr(loss_fn, "__name__", type(loss_fn).__name__)
+    if not target.is_floating_point():
+        return F.cross_entropy(output, target), "cross_entropy"
+    return F.mse_loss(output, target), "mse"
+
+
+def diagnose(model: nn.Module, batch: object, *, target: object = None,
+             loss_fn: Callable[..., Any] | None = None) -> Diagnosis:
+    """Measure signal propagation through `model` on `batch` and say what is wrong.
+
+    One forward and one backward pass, in the model's current train/eval mode. Per layer with
+    parameters, in execution order: output mean, std and RMS, NaN/Inf counts, dead input units
+    (exactly 0 for every sample: dead ReLUs upstream), saturation of tanh/sigmoid-like inputs,
+    gradient RMS of the output and of the weight, the weight's std against what
+    ``init_model``'s "auto" would give, units with identical weights (symmetry), and signs of
+    uninitialized memory (NaN, huge magnitudes, denormals). The activation feeding each layer
+    comes from the same pass (weightinit's dataflow discovery).
+
+    Without `target`, the loss is ``<output, r>`` with r ~ N(0, 1) drawn from a private
+    generator (seed 0): the gradient at the output is unit-variance noise, so gradient RMS
+    through depth measures backward propagation alone. With `target`, `loss_fn(output,
+    target)` (default: cross-entropy for integer targets, MSE otherwise).
+
+    The model is left as it was: parameters and their ``.grad`` are not written (gradients
+    come from ``torch.autograd.grad``), buffers such as BatchNorm's running statistics are
+    restored, as are train/eval flags and the global RNG state; hooks are removed whatever
+    happens.
+
+    Args:
+        model: the network.
+        batch: its input: a tensor, a tuple of positional arguments or a dict of keyword
+            arguments.
+        target: optional targets for `loss_fn`.
+        loss_fn: ``loss_fn(output, target)``, or ``loss_fn(output)`` without a target.
+
+    Returns:
+        A `Diagnosis`: ``.layers``, ``.findings``, ``.healthy``, ``.table()``, ``.figure()``,
+        ``.histograms()``, ``.save_html(path)``, ``.to_dict()``.
+
+    Raises:
+        InitError: a bad batch, a forward pass or loss that fails, or a non-scalar loss.
+    """
+    if not isinstance(model, nn.Module):
+        raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    if loss_fn is not None and not callable(loss_fn):
+        raise InitError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}.")
+    args, kwargs = check_batch(batch)
+    names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
+    inputs: dict[str, torch.Tensor] = {}
+    outputs: dict[str, torch.Tensor] = {}
+    grads: dict[str, torch.Tensor] = {}
+    order: list[str] = []
+
+    def pre_hook(module: nn.Module, a: Any, k: Any) -> None:
+        name = names[module]
+        if name not in inputs:
+            tensor = _first_tensor((a, k))
+            if tensor is not None:
+                inputs[name] = tensor.detach()
+
+    def post_hook(module: nn.Module, a: Any, k: Any, output: Any) -> None:
+        name = names[module]
+        if name in outputs:
+            return
+        tensor = _first_tensor(output)
+        if tensor is None:
+            return
+        order.append(name)
+        outputs[name] = tensor.detach()
+        if tensor.requires_grad:
+            def keep(grad: torch.Tensor, name: str = name) -> None:
+                grads[name] = grad.detach()
+            tensor.register_hook(keep)  # type: ignore[no-untyped-call]
+
+    handles = []
+    for module in names:
+        if _owns_parameters(module):
+            handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
+            handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
+    weights = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    notes: list[str] = []
+    with _left_as_it_was(model):
+        try:
+            try:
+                graph, result = record(model, args, kwargs, lambda a, k: model(*a, **k),
+                                       grad=True)
+            except InitError:
+                raise
+            except Exception as exc:
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                raise InitError(
+                    f"The forward pass on `batch` failed: {type(exc).__name__}: {first}. Pass "
+                    "inputs the model accepts; the model was not changed."
+                ) from None
+            output = _first_tensor(result)
+            if output is None:
+                raise InitError("The model returned no tensor; diagnose needs its output.")
+            try:
+                loss, loss_kind = _loss(output, target, loss_fn)
+            except InitError:
+                raise
+            except Exception as exc:
+                raise InitError(
+                    f"The loss failed on the model's output (shape {tuple(output.shape)}): "
+                    f"{type(exc).__name__}: {exc}."
+                ) from None
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise InitError(f"The loss must be a scalar tensor, got {loss!r}.")
+            weight_grads: dict[str, torch.Tensor | None] = {}
+            if loss.requires_grad and weights:
+                listed = list(weights)
+                found = torch.autograd.grad(loss, [weights[n] for n in listed],
+                                            allow_unused=True)
+                weight_grads = dict(zip(listed, found, strict=True))
+            else:
+                notes.append("No gradient: the loss does not depend on trainable parameters.")
+        finally:
+            for handle in handles:
+                handle.remove()
+    discovery, discovery_notes = discover(model, graph=graph)
+    plan = build_plan(discovery, discovery_notes, Policy.preset("auto"), seed=0)
+    recommended = {row.name: row.std for row in plan}
+    feeds = {row.module: (row.activation, row.source) for row in plan}
+    modules = dict(model.named_modules(remove_duplicate=False))
+    layers = []
+    for index, name in enumerate(order):
+        module = modules[name]
+        activation, source = feeds.get(name, ("unknown", "unknown"))
+        layers.append(_stats(index, name, module, activation, source, inputs.get(name),
+                             outputs[name], grads.get(name),
+                             weight_grads.get(f"{name}.weight" if name else "weight"),
+                             recommended.get(f"{name}.weight" if name else "weight")))
+    weight_layers = {x.name for x in layers
+                     if not is_norm(modules[x.name]) and x.weight_std is not None
+                     and not isinstance(modules[x.name], (nn.Embedding, nn.EmbeddingBag))}
+    findings = find(layers, weight_layers)
+    return Diagnosis(tuple(layers), tuple(findings), float(loss.detach()), loss_kind,
+                     tuple(notes))
+
+
+def _stats(index: int, name: str, module: nn.Module, activation: str, source: str,
+           x: torch.Tensor | None, out: torch.Tensor, grad_out: torch.Tensor | None,
+           grad_weight: torch.Tensor | None, recommended: float | None) -> LayerStats:
+    out = out.detach()
+    total = out.numel()
+    mean = rms = std = math.nan
+    nonfinite = 0
+    if total and out.is_floating_point():
+        # Two reductions in float64 and no copy; the NaN/Inf count only when they are not finite.
+        summed = float(out.sum(dtype=torch.float64))
+        norm = float(torch.linalg.vector_norm(out, dtype=torch.float64))
+        if not (math.isfinite(summed) and math.isfinite(norm)):
+            finite = torch.isfinite(out)
+            nonfinite = int(total - finite.sum())
+            kept = out[finite]
+            summed = float(kept.sum(dtype=torch.float64))
+            norm = float(torch.linalg.vector_norm(kept, dtype=torch.float64))
+            total = kept.numel()
+        if total:
+            mean, rms = summed / total, norm / math.sqrt(total)
+            std = math.sqrt(max(rms * rms - mean * mean, 0.0))
+    dead = saturated = None
+    in_rms = math.nan
+    if x is not None and x.is_floating_point() and x.numel():
+        in_rms = _rms(x)
+        if x.dim() >= 2 and activation in _ZEROING:
+            unit = _unit_dim(module, x)
+            alive = x.ne(0).movedim(unit, 0).reshape(x.shape[unit], -1).any(1)
+            dead = 1.0 - float(alive.float().mean())
+        bounds = _SATURATING.get(activation)
+        if bounds is not None:
+            low, high = bounds
+            margin = 0.01 * (high - low)
+            saturated = float(((x <= low + margin) | (x >= high - margin)).float().mean())
+    weight = getattr(module, "weight", None)
+    weight = weight if isinstance(weight, torch.Tensor) else None
+    bias = getattr(module, "bias", None)
+    bias = bias if isinstance(bias, torch.Tensor) and bias.numel() else None
+    own = [p.detach() for p in module.parameters(recurse=False) if p.is_floating_point()]
+    param_nonfinite = sum(int((~torch.isfinite(p)).sum()) for p in own)
+    param_max = max((float(p[torch.isfinite(p)].abs().max()) for p in own
+                     if bool(torch.isfinite(p).any())), default=0.0)
+    denormals = sum(int(((p != 0) & (p.abs() < torch.finfo(p.dtype).tiny)).sum()) for p in own)
+    identical = 0
+    weight_std = None
+    if weight is not None and weight.dim() >= 2 and weight.is_floating_point():
+        w = weight.detach()
+        weight_std = float(w.double().std()) if w.numel() > 1 else None
+        rows = w.reshape(w.shape[0], -1)
+        if rows.shape[0] >= 2:
+            identical = int((rows == rows[0]).all(1).sum())
+    edges, counts = _histogram(out)
+    return LayerStats(
+        name=name, layer=type(module).__name__, index=index, activation=activation,
+        source=source, out_mean=mean, out_std=std, out_rms=rms, out_nonfinite=nonfinite,
+        in_rms=in_rms, dead_fraction=dead, saturated_fraction=saturated,
+        grad_out_rms=_rms(grad_out) if grad_out is not None else None,
+        grad_weight_rms=_rms(grad_weight) if grad_weight is not None else None,
+        weight_std=weight_std, recommended_std=recommended,
+        bias_mean=float(bias.detach().double().mean()) if bias is not None else None,
+        identical_units=identical, param_nonfinite=param_nonfinite, param_max_abs=param_max,
+        param_denormals=denormals, hist_edges=edges, hist_counts=counts,
+        positions=_positions(module, out),
+    )
+
+
+def _positions(module: nn.Module, out: torch.Tensor) -> int:
+    """Output elements per sample and unit: H x W for a convolution, 1 for a linear layer
+    on (batch, features), the sequence length on (batch, tokens, features)."""
+    if out.dim() < 2 or out.numel() == 0:
+        return 1
+    per_sample = out.numel() // out.shape[0]
+    return max(1, per_sample // out.shape[_unit_dim(module, out)])
+
+
+def _histogram(values: torch.Tensor) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """A histogram of an evenly strided sample of at most 4096 values (cheap at any size)."""
+    flat = values.reshape(-1)
+    if flat.numel() == 0:
+        return (), ()
+    step = max(1, flat.numel() // _HIST_SAMPLE)
+    sample = flat[::step][:_HIST_SAMPLE].double()
+    sample = sample[torch.isfinite(sample)]
+    if sample.numel() == 0:
+        return (), ()
+    low, high = float(sample.min()), float(sample.max())
+    if not high > low:
+        low, high = low - 0.5, high + 0.5
+    counts = torch.histc(sample, bins=_HIST_BINS, min=low, max=high)
+    edges = torch.linspace(low, high, _HIST_BINS + 1, dtype=torch.float64)
+    return tuple(float(e) for e in edges), tuple(int(c) for c in counts)

@@ -1,0 +1,281 @@
+"""From per-layer statistics to findings: each a small rule with its thresholds stated.
+
+Rules report root causes once: a vanishing forward signal is one finding for the model (with
+the growth per layer), not one per layer, and a layer whose units are dead is named once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from ._types import Finding, LayerStats, Severity
+
+INIT = "wi.init_model(model)"
+
+# Ratios of RMS between the first and the last weight layer: 0.1 is a 100x fall of the
+# second moment. A variance-preserving net of width n and depth L wanders by about
+# exp(sqrt(5 L / n)) in second moment (Hanin & Rolnick 2018): 2.2x at L=30, n=256.
+VANISH_WARN, VANISH_ERROR = 1e-1, 1e-2
+EXPLODE_WARN, EXPLODE_ERROR = 1e1, 1e2
+# Fraction of a layer's input units that are 0 for every sample of the batch. Deep ReLU nets
+# correlate their inputs with depth, so even a He-initialized 50-layer net has up to ~45%
+# of units off for a whole batch of 512; a killing bias turns off ~90%.
+DEAD_WARN, DEAD_ERROR = 0.6, 0.8
+SATURATED_WARN, SATURATED_ERROR = 0.3, 0.7  # fraction of inputs within 1% of a bound
+SCALE_LOW, SCALE_HIGH = 0.5, 2.0  # weight std / recommended std
+BIAS_KILL = 2.0  # a bias below -2 output stds before a ReLU-like activation
+RESIDUAL_GROWTH = 10.0  # stream RMS, last / first
+HUGE = 1e6  # |parameter| larger than this at init: not a value anyone chose
+
+
+def _ok(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _growth(first: float, last: float, steps: int) -> float:
+    return (last / first) ** (1.0 / max(steps, 1)) if first > 0 and last > 0 else 0.0
+
+
+def _propagation(layers: Sequence[LayerStats], values: Sequence[float | None], direction: str
+                 ) -> list[Finding]:
+    """Vanishing or exploding RMS from the first weight layer to the last (in the direction
+    the signal travels)."""
+    pairs = [(x, float(v)) for x, v in zip(layers, values, strict=True)
+             if v is not None and math.isfinite(v)]
+    if len(pairs) < 3:
+        return []
+    if direction == "backward":
+        pairs = pairs[::-1]  # the gradient starts at the output
+    (first_layer, first), (last_layer, last) = pairs[0], pairs[-1]
+    if first <= 0:
+        return []
+    ratio = last / first
+    per_layer = _growth(first, last, len(pairs) - 1)
+    what = "activations" if direction == "forward" else "gradients"
+    numbers = {"first_rms": first, "last_rms": last, "ratio": ratio, "per_layer": per_layer,
+               "layers": float(len(pairs))}
+    where = (f"from {first_layer.name!r} to {last_layer.name!r} over {len(pairs)} layers "
+             f"(x{per_layer:.3g} per layer; x{per_layer ** 2:.3g} in variance)")
+    if ratio < VANISH_WARN:
+        severity: Severity = "error" if ratio < VANISH_ERROR else "warning"
+        return [Finding(
+            f"{direction}_vanishing", severity, first_layer.name if direction == "forward"
+            else last_layer.name,
+            f"The {what} vanish {direction}: RMS {first:.3g} -> {last:.3g} {where}.",
+            "Initialize every layer for the activation that feeds it (variance-preserving, "
+            "gain computed for the activation), or calibrate on data with LSUV.", INIT, numbers)]
+    if ratio > EXPLODE_WARN:
+        severity = "error" if ratio > EXPLODE_ERROR else "warning"
+        return [Finding(
+            f"{direction}_exploding", severity, first_layer.name if direction == "forward"
+            else last_layer.name,
+            f"The {what} explode {direction}: RMS {first:.3g} -> {last:.3g} {where}.",
+            "The weights are too large for the depth: use variance-preserving initialization "
+            "(std = gain / sqrt(fan_in)), or calibrate on data with LSUV.", INIT, numbers)]
+    return []
+
+
+def _source_layer(x: LayerStats) -> str:
+    """The module named in a feed's source ("Linear fc.3" -> "fc.3"), else the layer itself."""
+    parts = x.source.split(" ", 1)
+    return parts[1] if len(parts) == 2 and parts[0][:1].isupper() else x.name
+
+
+def find(layers: Sequence[LayerStats], weight_layers: set[str]) -> list[Finding]:
+    """All findings for one pass, most severe first."""
+    weighted = [x for x in layers if x.name in weight_layers]
+    findings: list[Finding] = []
+    for rule in RULES:
+        findings.extend(rule(layers, weighted))
+    # Report causes, not their symptoms: garbage weights explain everything downstream;
+    # identical units explain their weights' scale; a layer that kills most of its units
+    # explains the signal falling after it.
+    kinds = {f.kind: f.severity for f in findings}
+    if "uninitialized" in kinds:
+        findings = [f for f in findings if f.kind in ("uninitialized", "symmetry")]
+    if "symmetry" in kinds:
+        findings = [f for f in findings if f.kind != "weight_scale"]
+    if kinds.get("dead_units") == "error":
+        findings = [f for f in findings
+                    if f.kind not in ("forward_vanishing", "backward_vanishing")]
+    order = {"error": 0, "warning": 1, "info": 2}
+    return sorted(findings, key=lambda f: order[f.severity])
+
+
+Rule = Callable[[Sequence[LayerStats], Sequence[LayerStats]], list[Finding]]
+
+
+def _nonfinite(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+    bad = [x for x in layers if x.out_nonfinite]
+    if not bad:
+        return []
+    x = bad[0]
+    return [Finding("nonfinite", "error", x.name,
+                    f"{x.out_nonfinite} NaN/Inf values in the output of {x.name!r} (the first "
+                    f"of {len(bad)} layers with any).",
+                    "Find what overflows there: uninitialized or huge weights, or inputs "
+                    "that are not finite.", INIT, {"count": float(x.out_nonfinite)})]
+
+
+def _uninitialized(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
+                   ) -> list[Finding]:
+    found = []
+    for x in layers:
+        if x.param_nonfinite or x.param_max_abs > HUGE or x.param_denormals:
+            found.append(Finding(
+                "uninitialized", "error", x.name,
+                f"{x.name!r} looks uninitialized (values from torch.empty): "
+                f"{x.param_nonfinite} NaN/Inf, largest |value| {x.param_max_abs:.3g}, "
+                f"{x.param_denormals} denormal values.",
+                "Initialize it: torch.empty leaves whatever was in memory.",
+                f"wi.init_model(model)  # or wi.He().fill_(model.get_submodule({x.name!r})"
+                ".weight)",
+                {"nonfinite": float(x.param_nonfinite), "max_abs": x.param_max_abs,
+                 "denormals": float(x.param_denormals)}))
+    return found
+
+
+def _symmetry(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+    same = [x for x in weighted if x.identical_units >= 2]
+    if not same:
+        return []
+    x = same[0]
+    return [Finding(
+        "symmetry", "error", x.name,
+        f"{x.identical_units} units of {x.name!r} have identical weights ({len(same)} layers "
+        "like this): they compute the same thing and get the same gradient, so they stay "
+        "identical through training.",
+        "Break the symmetry with random weights (a constant or zero init never does).", INIT,
+        {"identical_units": float(x.identical_units), "layers": float(len(same))})]
+
+
+def _dead_gradient(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
+                   ) -> list[Finding]:
+    dead = [x for x in weighted if x.grad_weight_rms is not None and x.grad_weight_rms == 0.0]
+    if not dead:
+        return []
+    return [Finding(
+        "dead_gradient", "error", dead[0].name,
+        f"{len(dead)} of {len(weighted)} layers get exactly zero weight gradient (first: "
+        f"{dead[0].name!r}): they cannot learn.",
+        "Usually zero (or constant) weights downstream block the gradient: initialize with "
+        "random weights.", INIT, {"layers": float(len(dead))})]
+
+
+def _forward(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+    if any(x.identical_units >= 2 for x in weighted):
+        return []  # a symmetric net's signal is a symptom, reported as symmetry
+    return _propagation(weighted, [x.out_rms for x in weighted], "forward")
+
+
+def _backward(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+    if any(x.identical_units >= 2 for x in weighted):
+        return []
+    # Averaging over positions (global average pooling) divides each position's gradient by
+    # their number without weakening the signal: compare gradients summed over positions.
+    return _propagation(weighted, [None if x.grad_out_rms is None else
+                                   x.grad_out_rms * x.positions for x in weighted], "backward")
+
+
+def _dead_units(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+    found = []
+    for x in layers:
+        if x.dead_fraction is None or x.dead_fraction < DEAD_WARN:
+            continue
+        if any(y.identical_units >= 2 for y in weighted):
+            break  # symmetric nets: reported as symmetry
+        severity: Severity = "error" if x.dead_fraction >= DEAD_ERROR else "warning"
+        source = _source_layer(x)
+        found.append(Finding(
+            "dead_units", severity, source,
+            f"{x.dead_fraction:.0%} of the units after {source!r} ({x.activation}) are 0 for "
+            f"every sample of the batch: dead, they pass no signal and get no gradient.",
+            "Look for large negative biases or weights far too small before the activation; "
+            "zero biases and variance-preserving weights keep about half of each ReLU layer "
+            "active per sample.", INIT, {"dead_fraction": x.dead_fraction}))
+        break  # the first dead layer is the cause; later ones follow from it
+    return found
+
+
+def _killing_bias(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
+                  ) -> list[Finding]:
+    found = []
+    by_name = {x.name: x for x in layers}
+    for x in layers:
+        if x.dead_fraction is None or x.dead_fraction < DEAD_WARN:
+            continue
+        source = by_name.get(_source_layer(x))
+        if source is None or source.bias_mean is None or not _ok(source.out_std):
+            continue
+        if source.out_std > 0 and source.bias_mean < -BIAS_KILL * source.out_std:
+            found.append(Finding(
+                "killing_bias", "warning", source.name,
+                f"The bias of {source.name!r} averages {source.bias_mean:.3g}, "
+                f"{-source.bias_mean / source.out_std:.2g} output stds below 0, before "
+                f"{x.activation}: it switches units off.",
+                "Start biases at zero.",
+                f"wi.Zeros().fill_(model.get_submodule({source.name!r}).bias)",
+                {"bias_mean": source.bias_mean, "out_std": source.out_std}))
+    return found
+
+
+def _saturation(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+    worst = max((x for x in layers if x.saturated_fraction is not None),
+                key=lambda x: x.saturated_fraction or 0.0, default=None)
+    if worst is None or (worst.saturated_fraction or 0.0) < SATURATED_WARN:
+        return []
+    fraction = worst.saturated_fraction or 0.0
+    severity: Severity = "error" if fraction >= SATURATED_ERROR else "warning"
+    return [Finding(
+        "saturation", severity, _source_layer(worst),
+        f"{fraction:.0%} of the inputs of {worst.name!r} sit within 1% of {worst.activation}'s "
+        "bounds: saturated units pass almost no gradient.",
+        "Scale the weights before it down (gain computed for the activation), or pick the "
+        "mean-field critical point (wi.critical_point) for deep tanh nets.", INIT,
+        {"saturated_fraction": fraction})]
+
+
+def _weight_scale(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
+                  ) -> list[Finding]:
+    off = []
+    for x in weighted:
+        if (x.weight_std is None or x.recommended_std is None or not x.recommended_std > 0
+                or x.param_nonfinite or x.param_max_abs > HUGE):
+            continue
+        ratio = x.weight_std / x.recommended_std
+        if not SCALE_LOW <= ratio <= SCALE_HIGH:
+            off.append((x, ratio))
+    if not off:
+        return []
+    x, ratio = max(off, key=lambda pair: abs(math.log(pair[1])) if pair[1] > 0 else math.inf)
+    return [Finding(
+        "weight_scale", "warning", x.name,
+        f"{len(off)} of {len(weighted)} layers have weights far from the variance-preserving "
+        f"std for their fans and activation (worst: {x.name!r}, std {x.weight_std:.3g} vs "
+        f"{x.recommended_std:.3g}, x{ratio:.3g}).",
+        "Initialize each layer for its fans and the activation that feeds it.", INIT,
+        {"layers": float(len(off)), "worst_ratio": ratio})]
+
+
+def _residual_growth(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
+                     ) -> list[Finding]:
+    stream = [x for x in layers if x.source == "add" and _ok(x.in_rms) and x.in_rms > 0]
+    if len(stream) < 3:
+        return []
+    first, last = stream[0], stream[-1]
+    ratio = last.in_rms / first.in_rms
+    if ratio <= RESIDUAL_GROWTH:
+        return []
+    return [Finding(
+        "residual_growth", "warning", last.name,
+        f"The residual stream grows with depth: RMS {first.in_rms:.3g} at {first.name!r} -> "
+        f"{last.in_rms:.3g} at {last.name!r} (x{ratio:.3g} over {len(stream)} blocks).",
+        "Scale each residual branch's last layer by 1/sqrt(number of branches), or start it "
+        "at zero.", INIT + "  # or wi.Policy.preset('auto', residual='zero')",
+        {"ratio": ratio, "blocks": float(len(stream))})]
+
+
+RULES: tuple[Rule, ...] = (_nonfinite, _uninitialized, _symmetry, _dead_gradient, _forward,
+                           _backward, _dead_units, _killing_bias, _saturation, _weight_scale,
+                           _residual_growth)
