@@ -40,9 +40,14 @@ def _owns_parameters(module: nn.Module) -> bool:
     return any(True for _ in module.parameters(recurse=False))
 
 
+_CHANNELS_FIRST: tuple[type[nn.Module], ...] = (
+    nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm)
+
+
 def _unit_dim(module: nn.Module, tensor: torch.Tensor) -> int:
-    """Channels for convolutions (dim 1), features (the last dim) otherwise."""
-    if isinstance(module, nn.modules.conv._ConvNd) and tensor.dim() > 2:
+    """Channels (dim 1) for convolutions and batch/group/instance norms, features (the last
+    dim) otherwise."""
+    if isinstance(module, _CHANNELS_FIRST) and tensor.dim() > 2:
         return 1
     return tensor.dim() - 1
 

@@ -6,6 +6,7 @@ the growth per layer), not one per layer, and a layer whose units are dead is na
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -33,14 +34,15 @@ def _ok(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def _growth(first: float, last: float, steps: int) -> float:
-    return (last / first) ** (1.0 / max(steps, 1)) if first > 0 and last > 0 else 0.0
-
-
 def _propagation(layers: Sequence[LayerStats], values: Sequence[float | None], direction: str
                  ) -> list[Finding]:
     """Vanishing or exploding RMS from the first weight layer to the last (in the direction
-    the signal travels)."""
+    the signal travels): the product of the layer-to-layer ratios.
+
+    Backward, only steps between layers at the same resolution count: a global average pool
+    divides each position's gradient by the number of positions, and max pooling routes it
+    to one position in k, without weakening the signal a layer passes on.
+    """
     pairs = [(x, float(v)) for x, v in zip(layers, values, strict=True)
              if v is not None and math.isfinite(v)]
     if len(pairs) < 3:
@@ -50,8 +52,19 @@ def _propagation(layers: Sequence[LayerStats], values: Sequence[float | None], d
     (first_layer, first), (last_layer, last) = pairs[0], pairs[-1]
     if first <= 0:
         return []
-    ratio = last / first
-    per_layer = _growth(first, last, len(pairs) - 1)
+    ratio, steps = 1.0, 0
+    for (a, va), (b, vb) in itertools.pairwise(pairs):
+        if direction == "backward" and a.positions != b.positions:
+            continue
+        if va <= 0:
+            ratio = 0.0
+            break
+        ratio *= vb / va
+        steps += 1
+    if steps < 2:
+        return []
+    per_layer = ratio ** (1.0 / steps) if ratio > 0 else 0.0
+    last = first * ratio
     what = "activations" if direction == "forward" else "gradients"
     numbers = {"first_rms": first, "last_rms": last, "ratio": ratio, "per_layer": per_layer,
                "layers": float(len(pairs))}
@@ -172,10 +185,7 @@ def _forward(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> li
 def _backward(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
     if any(x.identical_units >= 2 for x in weighted):
         return []
-    # Averaging over positions (global average pooling) divides each position's gradient by
-    # their number without weakening the signal: compare gradients summed over positions.
-    return _propagation(weighted, [None if x.grad_out_rms is None else
-                                   x.grad_out_rms * x.positions for x in weighted], "backward")
+    return _propagation(weighted, [x.grad_out_rms for x in weighted], "backward")
 
 
 def _dead_units(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:

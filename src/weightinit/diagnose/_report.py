@@ -1,0 +1,440 @@
+"""Presentation of a `Diagnosis`: a terminal table (rich), figures (matplotlib) and one HTML file.
+
+This module only reads a Diagnosis. matplotlib is optional and imported inside the functions
+that draw; figures are built with the object-oriented API (`Figure` + the Agg canvas), so
+pyplot is never imported and no global style (`rcParams`) is changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import itertools
+import math
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import InitError
+from ._types import SEVERITIES, Diagnosis, Finding, LayerStats, Severity
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+_RICH_STYLE: dict[str, str] = {"error": "bold red", "warning": "yellow", "info": "dim"}
+_PLOT_COLOR: dict[str, str] = {"error": "#c62828", "warning": "#ef8f00", "info": "#607d8b",
+                               "healthy": "#2e7d32"}
+_MAX_HISTOGRAMS = 12
+
+
+# --- numbers and words --------------------------------------------------------------------
+
+
+def _num(value: float | None) -> str:
+    """4 significant digits; "-" for a missing value, "nan" / "inf" / "-inf" for broken ones."""
+    if value is None:
+        return "-"
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.4g}"
+
+
+def _percent(fraction: float | None) -> str:
+    return _num(None if fraction is None else 100.0 * fraction)
+
+
+def _weight_std(x: LayerStats) -> str:
+    if x.weight_std is None and x.recommended_std is None:
+        return "-"
+    return f"{_num(x.weight_std)} / {_num(x.recommended_std)}"
+
+
+def _out_std(x: LayerStats) -> str:
+    note = f" ({x.out_nonfinite} non-finite)" if x.out_nonfinite else ""
+    return _num(x.out_std) + note
+
+
+def _status(d: Diagnosis) -> str:
+    """One line: healthy, or the worst severity and how many findings of each."""
+    counts = {s: sum(f.severity == s for f in d.findings) for s in reversed(SEVERITIES)}
+    listed = ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}"
+                       for s, n in counts.items() if n)
+    if d.healthy:
+        return "healthy" + (f" ({listed})" if listed else "")
+    return f"not healthy: worst finding is {d.worst} ({listed})"
+
+
+def _loss_line(d: Diagnosis) -> str:
+    return f"{len(d.layers)} layers, loss {_num(d.loss)} ({d.loss_kind})"
+
+
+def _layer_severity(d: Diagnosis) -> dict[str, Severity]:
+    """The worst severity of the findings about each layer (by qualified name)."""
+    worst: dict[str, Severity] = {}
+    for f in d.findings:
+        old = worst.get(f.layer)
+        if old is None or SEVERITIES.index(f.severity) > SEVERITIES.index(old):
+            worst[f.layer] = f.severity
+    return worst
+
+
+_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("#", "right"), ("layer", "left"), ("class", "left"), ("activation <- source", "left"),
+    ("out std", "right"), ("out RMS", "right"), ("dead %", "right"), ("saturated %", "right"),
+    ("grad out RMS", "right"), ("grad W RMS", "right"), ("weight std / recommended", "right"),
+)
+
+
+def _layer_cells(x: LayerStats) -> tuple[str, ...]:
+    return (str(x.index), x.name, x.layer, f"{x.activation} <- {x.source}", _out_std(x),
+            _num(x.out_rms), _percent(x.dead_fraction), _percent(x.saturated_fraction),
+            _num(x.grad_out_rms), _num(x.grad_weight_rms), _weight_std(x))
+
+
+# --- terminal ------------------------------------------------------------------------------
+
+
+def table(d: Diagnosis) -> Any:
+    """The per-layer statistics and the findings as a `rich` renderable (a Group of two Tables).
+
+    Every string from the model is added as plain `Text`, never parsed as rich markup, so a
+    module named ``[bold]x`` or ``[/]`` shows as written.
+    """
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    severity_of = _layer_severity(d)
+    layers = Table(title=f"weightinit diagnose: {_status(d)}", caption=_loss_line(d)
+                   + "".join(f"\n{note}" for note in d.notes), caption_justify="left")
+    for column, justify in _COLUMNS:
+        layers.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for x in d.layers:
+        cells = [Text(cell) for cell in _layer_cells(x)]
+        severity = severity_of.get(x.name)
+        if severity is not None:
+            cells[1].stylize(_RICH_STYLE[severity])
+        layers.add_row(*cells)
+
+    findings = Table(title="findings" if d.findings else "findings: none")
+    for column in ("severity", "kind", "layer", "message", "fix", "code"):
+        findings.add_column(column, overflow="fold")
+    for f in _sorted(d.findings):
+        findings.add_row(Text(f.severity, style=_RICH_STYLE[f.severity]), Text(f.kind),
+                         Text(f.layer or "(model)"), Text(f.message), Text(f.fix),
+                         Text(f.code, style="cyan"))
+    return Group(layers, findings)
+
+
+def _sorted(findings: Sequence[Finding]) -> list[Finding]:
+    """Worst first; the measuring order otherwise."""
+    return sorted(findings, key=lambda f: -SEVERITIES.index(f.severity))
+
+
+# --- figures -------------------------------------------------------------------------------
+
+
+def _new_figure(**kwargs: Any) -> Figure:
+    """A Figure on its own Agg canvas: no pyplot, no global state."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise InitError(
+            "Diagnosis figures and HTML need matplotlib, which is not installed: "
+            "pip install matplotlib (or pip install 'weightinit[plot]'). "
+            "The table (Diagnosis.table()) and JSON (Diagnosis.to_json()) work without it."
+        ) from error
+    figure = Figure(**kwargs)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _positive(value: float | None) -> float:
+    """The value where a log axis can show it, NaN (a gap in the line) otherwise."""
+    if value is None or not math.isfinite(value) or value <= 0:
+        return math.nan
+    return value
+
+
+def _depth_panel(ax: Axes, xs: list[int], values: list[float | None], label: str,
+                 color: str) -> None:
+    ys = [_positive(v) for v in values]
+    ax.plot(xs, ys, marker="o", markersize=4, color=color, label=label)
+    # Values a log axis cannot show, marked along the bottom edge (y in axes units).
+    for name, marker, test in (
+        ("zero", "v", lambda v: v is not None and v == 0),
+        ("nan / inf", "X", lambda v: v is not None and not math.isfinite(v)),
+    ):
+        bad = [x for x, v in zip(xs, values, strict=True) if test(v)]
+        if bad:
+            ax.plot(bad, [0.04] * len(bad), linestyle="none", marker=marker, color="#c62828",
+                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"{label}: {name}")
+    ax.set_yscale("log")
+    ax.set_ylabel(label)
+    ax.grid(True, which="major", alpha=0.3)
+    if all(math.isnan(y) for y in ys):
+        ax.text(0.5, 0.5, f"no positive finite {label}", transform=ax.transAxes,
+                ha="center", va="center", color="#777777")
+    ax.legend(loc="best", fontsize=8)
+
+
+def depth_figure(d: Diagnosis) -> Figure:
+    """Activation std and gradient RMS (d loss / d output) of every layer against depth.
+
+    Two panels sharing the x axis (layer index, execution order), log y axes. Zero and
+    non-finite values, which a log axis cannot show, are marked along each panel's bottom edge;
+    layers with a warning or an error are shaded. The title says healthy or the worst severity.
+    """
+    figure = _new_figure(figsize=(8.0, 6.0), layout="constrained")
+    ax_out, ax_grad = figure.subplots(2, 1, sharex=True)
+    xs = [x.index for x in d.layers]
+    _depth_panel(ax_out, xs, [x.out_std for x in d.layers], "activation std", "#1565c0")
+    _depth_panel(ax_grad, xs, [x.grad_out_rms for x in d.layers], "gradient RMS", "#6a1b9a")
+    index_of = {x.name: x.index for x in d.layers}
+    for layer, severity in _layer_severity(d).items():
+        if layer in index_of and severity != "info":
+            for ax in (ax_out, ax_grad):
+                ax.axvspan(index_of[layer] - 0.4, index_of[layer] + 0.4,
+                           color=_PLOT_COLOR[severity], alpha=0.12, linewidth=0)
+    if not xs:
+        ax_out.set_xticks([])
+    elif len(xs) <= 40:
+        ax_grad.set_xticks(xs, [str(x) for x in xs], fontsize=8 if len(xs) <= 20 else 6)
+    else:
+        from matplotlib.ticker import MaxNLocator
+
+        ax_grad.xaxis.set_major_locator(MaxNLocator(nbins=20, integer=True))
+    ax_grad.set_xlabel("layer index (execution order)")
+    ax_out.set_title("output std per layer", fontsize=10)
+    ax_grad.set_title("gradient RMS at each layer's output", fontsize=10)
+    key = "healthy" if d.healthy else (d.worst or "healthy")
+    figure.suptitle(f"weightinit diagnose: {_status(d)}", color=_PLOT_COLOR[key],
+                    parse_math=False)
+    return figure
+
+
+def _has_histogram(x: LayerStats) -> bool:
+    edges, counts = x.hist_edges, x.hist_counts
+    return (len(counts) > 0 and len(edges) == len(counts) + 1 and sum(counts) > 0
+            and all(math.isfinite(e) for e in edges)
+            and all(a < b for a, b in itertools.pairwise(edges)))
+
+
+def _spread(items: Sequence[LayerStats], most: int) -> list[LayerStats]:
+    """Up to `most` items picked evenly from first to last."""
+    if len(items) <= most:
+        return list(items)
+    picks = sorted({round(i * (len(items) - 1) / (most - 1)) for i in range(most)})
+    return [items[i] for i in picks]
+
+
+def _short(text: str, width: int = 36) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+def histogram_figure(d: Diagnosis, max_layers: int = _MAX_HISTOGRAMS) -> Figure:
+    """Histograms of each layer's outputs, one small panel per layer (Glorot & Bengio 2010).
+
+    Up to `max_layers` layers, picked evenly through depth; layers without a recorded
+    histogram are skipped. Each panel has its own x range (a vanishing or exploding layer
+    would be a spike or a flat line on a shared one); read the scale from its axis. The y axis
+    is the fraction of the sampled outputs in each bin.
+
+    X. Glorot and Y. Bengio, Understanding the difficulty of training deep feedforward neural
+    networks, AISTATS 2010.
+    """
+    if max_layers < 1:
+        raise InitError(f"`max_layers` (={max_layers}) must be at least 1.")
+    recorded = [x for x in d.layers if _has_histogram(x)]
+    picked = _spread(recorded, max_layers)
+    cols = max(1, min(4, len(picked)))
+    rows = max(1, math.ceil(len(picked) / cols))
+    figure = _new_figure(figsize=(2.9 * cols + 0.4, 2.2 * rows + 0.7), layout="constrained")
+    axes = list(figure.subplots(rows, cols, squeeze=False).flat)
+    if not picked:
+        ax = axes[0]
+        ax.text(0.5, 0.5, "no output histograms recorded", ha="center", va="center",
+                transform=ax.transAxes, color="#777777")
+        ax.set_axis_off()
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    for i, (ax, x) in enumerate(zip(axes, picked, strict=False)):
+        total = sum(x.hist_counts)
+        share = [c / total for c in x.hist_counts]
+        color = cmap(0.85 * i / max(1, len(picked) - 1))
+        ax.stairs(share, x.hist_edges, fill=True, color=color, alpha=0.45)
+        ax.stairs(share, x.hist_edges, color=color, linewidth=1.0)
+        ax.set_title(f"#{x.index} {_short(x.name)}", fontsize=8, parse_math=False)
+        ax.text(0.98, 0.95, f"{x.layer}\nstd {_num(x.out_std)}", transform=ax.transAxes,
+                ha="right", va="top", fontsize=7, color="#444444", parse_math=False)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.25)
+    for ax in axes[len(picked):] if picked else []:
+        ax.set_visible(False)
+    shown = (f"{len(picked)} of {len(recorded)} layers, evenly through depth"
+             if len(picked) < len(recorded) else f"{len(picked)} layers")
+    figure.suptitle(f"Output histograms ({shown})", fontsize=11)
+    return figure
+
+
+def _png_data_uri(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# --- HTML ----------------------------------------------------------------------------------
+
+# Inline CSS only; the Content-Security-Policy forbids scripts and any load but data: images.
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d1d1f;
+background:#fafafa;line-height:1.45}
+main{max-width:1200px;margin:0 auto;padding:0 1.2rem 3rem}
+header{padding:1.2rem;color:#fff}
+header h1{margin:0;font-size:1.5rem}
+header p{margin:.3rem 0 0}
+.s-healthy{background:#2e7d32}.s-error{background:#c62828}.s-warning{background:#ef8f00}
+h2{margin-top:2rem;border-bottom:1px solid #ddd}
+.finding{background:#fff;border:1px solid #ddd;border-left:6px solid #607d8b;border-radius:4px;
+padding:.6rem .9rem;margin:.8rem 0}
+.finding.error{border-left-color:#c62828}.finding.warning{border-left-color:#ef8f00}
+.finding h3{margin:0 0 .3rem;font-size:1rem}
+.badge{display:inline-block;padding:0 .45rem;border-radius:3px;font-size:.8rem;color:#fff;
+background:#607d8b;text-transform:uppercase;margin-right:.4rem}
+.badge.error{background:#c62828}.badge.warning{background:#ef8f00}
+.numbers{color:#555;font-size:.85rem}
+pre{background:#f3f3f3;padding:.5rem .7rem;overflow-x:auto;border-radius:3px}
+code,pre,td.n{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee;background:#fff}
+figcaption{color:#555;font-size:.9rem}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;font-size:.85rem;background:#fff}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;vertical-align:top}
+th{background:#f0f0f0;text-align:left}
+td.n{text-align:right;white-space:nowrap}
+tr.error td.name{color:#c62828;font-weight:600}tr.warning td.name{color:#b26a00;font-weight:600}
+""".strip()
+
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _finding_html(f: Finding) -> str:
+    where = f" <code>{_e(f.layer)}</code>" if f.layer else " (whole model)"
+    numbers = ", ".join(f"{_e(k)} = {_e(_num(v))}" for k, v in f.numbers.items())
+    parts = [
+        f'<article class="finding {_e(f.severity)}">',
+        f'<h3><span class="badge {_e(f.severity)}">{_e(f.severity)}</span>{_e(f.kind)}'
+        f"{where}</h3>",
+        f"<p>{_e(f.message)}</p>",
+    ]
+    if numbers:
+        parts.append(f'<p class="numbers">{numbers}</p>')
+    if f.fix:
+        parts.append(f"<p><strong>Fix:</strong> {_e(f.fix)}</p>")
+    if f.code:
+        parts.append(f"<pre><code>{_e(f.code)}</code></pre>")
+    parts.append("</article>")
+    return "\n".join(parts)
+
+
+def _layers_html(d: Diagnosis) -> str:
+    severity_of = _layer_severity(d)
+    head = "".join(f"<th>{_e(column)}</th>" for column, _ in _COLUMNS)
+    rows = []
+    for x in d.layers:
+        cells = []
+        for column, ((_, justify), cell) in enumerate(
+                zip(_COLUMNS, _layer_cells(x), strict=True)):
+            kind = "n" if justify == "right" else ("name" if column == 1 else "t")
+            cells.append(f'<td class="{kind}">{_e(cell)}</td>')
+        row_class = severity_of.get(x.name, "")
+        rows.append(f'<tr class="{_e(row_class)}">{"".join(cells)}</tr>')
+    return (f'<div class="scroll"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody></table></div>")
+
+
+def to_html(d: Diagnosis) -> str:
+    """The diagnosis as one self-contained HTML page (a string).
+
+    Figures are embedded as base64 PNG ``data:`` URIs and the CSS is inline: the page loads
+    nothing from the network and runs no script. Every string from the model (layer names,
+    messages, codes) is HTML-escaped.
+    """
+    depth_uri = _png_data_uri(depth_figure(d))
+    histogram_uri = _png_data_uri(histogram_figure(d))
+    key = "healthy" if d.healthy else (d.worst or "healthy")
+    status = _status(d)
+    findings = ("\n".join(_finding_html(f) for f in _sorted(d.findings))
+                or "<p>No findings.</p>")
+    notes = ("<h2>Notes</h2>\n<ul>" + "".join(f"<li>{_e(n)}</li>" for n in d.notes) + "</ul>"
+             if d.notes else "")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>weightinit diagnose: {_e(status)}</title>
+<style>
+{_CSS}
+</style>
+</head>
+<body>
+<header class="s-{_e(key)}">
+<h1>weightinit diagnose: {_e(status)}</h1>
+<p>{_e(_loss_line(d))}</p>
+</header>
+<main>
+<h2>Findings</h2>
+{findings}
+{notes}
+<h2>Signal through depth</h2>
+<figure>
+<img alt="Activation std and gradient RMS per layer against depth" src="{depth_uri}">
+<figcaption>Output std (top) and gradient RMS at each layer's output (bottom), log scale,
+against layer index. Zero and non-finite values are marked along the bottom edge; layers
+with a warning or error are shaded.</figcaption>
+</figure>
+<h2>Output histograms</h2>
+<figure>
+<img alt="Histograms of each layer's outputs" src="{histogram_uri}">
+<figcaption>Distribution of each layer's outputs (a sample), after Glorot and Bengio (2010);
+each panel has its own x range.</figcaption>
+</figure>
+<h2>Layers</h2>
+{_layers_html(d)}
+</main>
+</body>
+</html>
+"""
+
+
+def save_html(d: Diagnosis, path: str | os.PathLike[str]) -> str:
+    """Write `to_html(d)` to `path` as UTF-8 (one file, nothing else) and return the path.
+
+    Raises:
+        InitError: the folder of `path` does not exist, `path` is a folder, or matplotlib is
+            not installed.
+    """
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise InitError(f"`path` ({target!r}): the folder {folder!r} does not exist; "
+                        "create it first or choose another path.")
+    if os.path.isdir(target):
+        raise InitError(f"`path` ({target!r}) is a folder; give a file name such as "
+                        f"{os.path.join(target, 'diagnosis.html')!r}.")
+    page = to_html(d)
+    with open(target, "w", encoding="utf-8", newline="\n") as file:
+        file.write(page)
+    return target

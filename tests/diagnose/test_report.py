@@ -1,0 +1,438 @@
+"""Presentation of a Diagnosis: rich table, matplotlib figures without global state, and one
+self-contained HTML file that a real headless browser opens without errors, figures loaded and
+hostile module names shown as text.
+
+The Diagnosis objects are built by hand from the dataclasses, so these tests do not depend on
+the measuring code."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html.parser
+import io
+import json
+import math
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from weightinit._errors import InitError
+from weightinit.diagnose import _report
+from weightinit.diagnose._types import Diagnosis, Finding, LayerStats
+
+matplotlib = pytest.importorskip("matplotlib", reason="matplotlib is needed for the figures")
+from matplotlib.figure import Figure  # noqa: E402
+
+SCRIPT_NAME = "<script>alert(1)</script>"
+ESCAPED_NAME = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def _hist(std: float, bins: int = 20) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    edges = tuple(-3 * std + 6 * std * i / bins for i in range(bins + 1))
+    counts = tuple(round(1000 * math.exp(-(((i + 0.5) / bins * 6 - 3) ** 2) / 2))
+                   for i in range(bins))
+    return edges, counts
+
+
+def layer(index: int, name: str, cls: str = "Linear", *, std: float = 1.0,
+          grad: float | None = 1e-2, hist: bool = True, **changes: Any) -> LayerStats:
+    edges, counts = _hist(std) if hist and math.isfinite(std) and std > 0 else ((), ())
+    values: dict[str, Any] = dict(
+        name=name, layer=cls, index=index, activation="relu" if index else "linear",
+        source="input" if index == 0 else f"{cls} layer{index - 1}", out_mean=0.01,
+        out_std=std, out_rms=math.hypot(0.01, std), out_nonfinite=0, in_rms=1.0,
+        dead_fraction=0.0 if index else None, saturated_fraction=None, grad_out_rms=grad,
+        grad_weight_rms=None if grad is None else grad * 3, weight_std=0.05,
+        recommended_std=0.0625, bias_mean=0.0, identical_units=0, param_nonfinite=0,
+        param_max_abs=0.2, param_denormals=0, hist_edges=edges, hist_counts=counts)
+    values.update(changes)
+    return LayerStats(**values)
+
+
+def diagnosis() -> Diagnosis:
+    """Six layers: plausible ones, one dead (std 0), one broken (NaN), one hostile name."""
+    nan = math.nan
+    layers = (
+        layer(0, "stem", "Conv2d", std=0.8, grad=2e-3),
+        layer(1, "blocks.0.fc", std=0.31, grad=4e-3, saturated_fraction=0.125),
+        layer(2, SCRIPT_NAME, std=0.0, grad=0.0, dead_fraction=0.96),
+        layer(3, "blocks.2.fc", std=1.7e-5, grad=None),
+        layer(4, "blocks.3.proj", std=nan, grad=nan, out_mean=nan, out_rms=nan,
+              out_nonfinite=4096, param_nonfinite=3, weight_std=nan),
+        layer(5, "head", std=12.5, grad=0.9, weight_std=None, recommended_std=None),
+    )
+    findings = (
+        Finding(kind="dead_units", severity="warning", layer=SCRIPT_NAME,
+                message=f"96% of the units feeding {SCRIPT_NAME} are 0 for every sample.",
+                fix="Use He initialization and zero biases.",
+                code='wi.init_model(model, policy="auto")  # <fix> & more',
+                numbers={"dead_fraction": 0.96}),
+        Finding(kind="nonfinite", severity="error", layer="blocks.3.proj",
+                message="4096 outputs are NaN or Inf.", fix="Re-initialize the layer.",
+                code="wi.init_model(model)", numbers={"nonfinite": 4096.0, "ratio": nan}),
+    )
+    return Diagnosis(layers=layers, findings=findings, loss=2.302585, loss_kind="synthetic",
+                     notes=("BatchNorm in train mode: statistics use the batch.",))
+
+
+@pytest.fixture
+def no_global_matplotlib_state():
+    """The code under test must not import pyplot or change rcParams.
+
+    rcParams is read with dict.items: its own __getitem__('backend') imports pyplot."""
+    pyplot_before = "matplotlib.pyplot" in sys.modules
+    before = dict(dict.items(matplotlib.rcParams))
+    yield
+    assert dict(dict.items(matplotlib.rcParams)) == before, "rcParams changed"
+    if not pyplot_before:
+        assert "matplotlib.pyplot" not in sys.modules, "the report imported pyplot"
+
+
+def render(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+# --- numbers and the terminal table --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (None, "-"), (math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf"), (0.0, "0"),
+    (0.000123456, "0.0001235"), (1234567.0, "1.235e+06"), (2.5, "2.5"),
+])
+def test_numbers_are_compact(value, text):
+    assert _report._num(value) == text
+
+
+def test_table_renders_layers_and_findings():
+    from rich.console import Console
+
+    d = diagnosis()
+    out = io.StringIO()
+    Console(file=out, width=400, color_system=None).print(d.table())
+    text = out.getvalue()
+    for x in d.layers:
+        assert x.name in text, x.name
+    for f in d.findings:
+        assert f.kind in text and f.message in text and f.fix in text and f.code in text
+    assert "error" in text and "warning" in text
+    assert "nan (4096 non-finite)" in text
+    assert "0.05 / 0.0625" in text and "96" in text  # weight std / recommended, dead %
+    assert "not healthy" in text and "worst finding is error" in text
+
+
+def test_table_does_not_parse_markup_in_names():
+    from rich.console import Console
+
+    hostile = "experts[/]"  # as rich markup this would raise MarkupError
+    d = Diagnosis(layers=(layer(0, hostile),),
+                  findings=(Finding("symmetry", "info", hostile, "[bold]m[/bold]", "f", "c"),),
+                  loss=1.0, loss_kind="mse")
+    out = io.StringIO()
+    Console(file=out, width=300, color_system=None).print(d.table())
+    assert hostile in out.getvalue() and "[bold]m[/bold]" in out.getvalue()
+    assert "healthy (1 info)" in out.getvalue()
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def test_depth_figure(no_global_matplotlib_state):
+    d = diagnosis()
+    figure = d.figure()
+    assert isinstance(figure, Figure)
+    assert len(figure.axes) == 2
+    assert all(ax.get_yscale() == "log" for ax in figure.axes)
+    assert [int(t) for t in figure.axes[1].get_xticks()] == [x.index for x in d.layers]
+    assert "error" in figure.get_suptitle()
+    png = render(figure)  # drawing is where NaN or zero on a log axis would fail
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_histogram_figure(no_global_matplotlib_state):
+    d = diagnosis()
+    figure = d.histograms()
+    assert isinstance(figure, Figure)
+    shown = [ax for ax in figure.axes if ax.get_visible()]
+    with_hist = [x for x in d.layers if x.hist_counts]
+    assert len(with_hist) == 4  # the dead and the NaN layer have none
+    assert len(shown) == len(with_hist)
+    titles = " ".join(ax.get_title() for ax in shown)
+    assert all(x.name in titles for x in with_hist)
+    assert render(figure).startswith(b"\x89PNG")
+
+
+def test_histograms_pick_layers_evenly_through_depth(no_global_matplotlib_state):
+    d = Diagnosis(layers=tuple(layer(i, f"layers.{i}", std=1 + i) for i in range(60)),
+                  findings=(), loss=0.5, loss_kind="synthetic")
+    figure = d.histograms()
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
+    assert len(titles) == 12
+    assert titles[0] == "#0 layers.0" and titles[-1] == "#59 layers.59"
+    depth = d.figure()  # too many layers to label each: integer ticks, fewer of them
+    assert depth.get_suptitle() == "weightinit diagnose: healthy"
+    render(depth)
+    ticks = [t for t in depth.axes[1].get_xticks() if 0 <= t <= 59]
+    assert 3 <= len(ticks) <= 21 and all(t == int(t) for t in ticks)
+
+
+def test_figures_of_an_empty_diagnosis(no_global_matplotlib_state):
+    d = Diagnosis(layers=(), findings=(), loss=math.nan, loss_kind="synthetic")
+    for figure in (d.figure(), d.histograms()):
+        assert isinstance(figure, Figure) and figure.axes
+        render(figure)
+    assert "data:image/png;base64," in _report.to_html(d)
+
+
+def test_missing_matplotlib_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
+    d = diagnosis()
+    for call in (d.figure, d.histograms, lambda: d.save_html(str(tmp_path / "d.html"))):
+        with pytest.raises(InitError, match=r"pip install matplotlib.*weightinit\[plot\]"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+    d.table()  # needs only rich
+
+
+# --- HTML ----------------------------------------------------------------------------------
+
+
+class _Tags(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_save_html_is_one_self_contained_escaped_file(tmp_path, no_global_matplotlib_state):
+    d = diagnosis()
+    path = tmp_path / "report.html"
+    assert d.save_html(str(path)) == str(path)
+    assert list(tmp_path.iterdir()) == [path]
+    page = path.read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 2
+    assert ESCAPED_NAME in page and SCRIPT_NAME not in page
+    assert "&lt;fix&gt; &amp; more" in page  # the finding's code, in a <pre>
+    assert "http://" not in page and "https://" not in page
+    parser = _Tags()
+    parser.feed(page)
+    tags = [tag for tag, _ in parser.tags]
+    assert "script" not in tags and "link" not in tags and "iframe" not in tags
+    images = [attrs for tag, attrs in parser.tags if tag == "img"]
+    assert len(images) == 2
+    for attrs in images:
+        src = attrs["src"] or ""
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    for tag, attrs in parser.tags:  # nothing else refers outside the file
+        for key in ("src", "href", "srcset", "poster", "data"):
+            assert attrs.get(key) is None or str(attrs[key]).startswith("data:"), (tag, attrs)
+    for text in ("blocks.3.proj", "nonfinite", "dead_units", "Re-initialize the layer.",
+                 "BatchNorm in train mode", "worst finding is error", "nan (4096 non-finite)"):
+        assert text in page, text
+
+
+def test_save_html_refuses_a_missing_folder(tmp_path):
+    missing = tmp_path / "no" / "such" / "folder" / "report.html"
+    with pytest.raises(InitError, match="does not exist"):
+        diagnosis().save_html(str(missing))
+    with pytest.raises(InitError, match="is a folder"):
+        diagnosis().save_html(str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- a real headless browser ---------------------------------------------------------------
+
+_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+_TIMEOUT = 60.0
+
+
+class _Chromium:
+    """Headless Chromium driven over --remote-debugging-pipe (the DevTools protocol as
+    NUL-terminated JSON on fds 3 and 4), with the standard library only."""
+
+    def __init__(self, executable: str, profile: Path, log: Path) -> None:
+        import fcntl  # POSIX only, like the pipe handling below
+
+        to_read, self._to = os.pipe()
+        self._from, from_write = os.pipe()
+        # The browser wants the pipes on fds 3 and 4: move them above 9 first, so that the
+        # shell's redirections cannot clobber one with the other.
+        high_read = fcntl.fcntl(to_read, fcntl.F_DUPFD, 10)
+        high_write = fcntl.fcntl(from_write, fcntl.F_DUPFD, 10)
+        os.close(to_read)
+        os.close(from_write)
+        wrapper = (f'exec "$0" "$@" 3<&{high_read} 4>&{high_write} '
+                   f"{high_read}<&- {high_write}>&-")
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--no-default-browser-check",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-extensions", "--disable-dev-shm-usage",
+                 "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"]
+        self._log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115 (closed in close())
+        self.process = subprocess.Popen(
+            ["bash", "-c", wrapper, executable, *flags], stdin=subprocess.DEVNULL,
+            stdout=self._log, stderr=subprocess.STDOUT, pass_fds=(high_read, high_write),
+            start_new_session=True)
+        os.close(high_read)
+        os.close(high_write)
+        self._buffer = b""
+        self._id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def log_tail(self) -> str:
+        return self._log_path.read_text(errors="replace")[-3000:]
+
+    def _receive(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no answer from the browser; its log:\n{self.log_tail()}")
+            ready, _, _ = select.select([self._from], [], [], left)
+            if ready:
+                chunk = os.read(self._from, 1 << 20)
+                if not chunk:
+                    raise RuntimeError(f"the browser closed the pipe; its log:\n"
+                                       f"{self.log_tail()}")
+                self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return dict(json.loads(message))
+
+    def send(self, method: str, params: dict[str, Any] | None = None,
+             session: str | None = None, timeout: float = _TIMEOUT) -> dict[str, Any]:
+        self._id += 1
+        message: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self._receive(deadline)
+            if answer.get("id") == self._id:
+                if "error" in answer:
+                    raise RuntimeError(f"{method}: {answer['error']}")
+                return dict(answer.get("result", {}))
+            self.events.append(answer)
+
+    def wait_for(self, method: str, timeout: float = _TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == method for e in self.events):
+            self.events.append(self._receive(deadline))
+
+    def drain(self, seconds: float) -> None:
+        """Collect the events that arrive in the next `seconds` (late console messages)."""
+        deadline = time.monotonic() + seconds
+        with contextlib.suppress(TimeoutError):
+            while True:
+                self.events.append(self._receive(deadline))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.send("Browser.close", timeout=10)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, 9)  # its own session: the browser's processes
+            self.process.wait(timeout=10)
+        for fd in (self._to, self._from):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._log.close()
+
+
+# What the page looks like to the browser, read after the load event.
+_PAGE_STATE = """JSON.stringify({
+  images: Array.from(document.images, i => ({complete: i.complete, width: i.naturalWidth,
+                                              height: i.naturalHeight,
+                                              src: i.currentSrc.slice(0, 22)})),
+  scripts: document.scripts.length,
+  text: document.body.innerText,
+})"""
+
+
+def _visit(browser: _Chromium, session: str, url: str) -> tuple[dict[str, Any], list[str]]:
+    """Load `url`; return the page state and every console / log error or warning."""
+    browser.events.clear()
+    browser.send("Page.navigate", {"url": url}, session)
+    browser.wait_for("Page.loadEventFired")
+    browser.drain(0.5)
+    result = browser.send("Runtime.evaluate", {"expression": _PAGE_STATE,
+                                                "returnByValue": True}, session)
+    state = json.loads(result["result"]["value"])
+    problems = []
+    for event in browser.events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "warning",
+                                                                        "assert"):
+            args = " ".join(str(a.get("value", a.get("description"))) for a in params["args"])
+            problems.append(f"console.{params['type']}: {args}")
+        elif method == "Runtime.exceptionThrown":
+            problems.append(f"exception: {params['exceptionDetails']}")
+        elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
+            entry = params["entry"]
+            problems.append(f"log {entry['level']} ({entry['source']}): {entry['text']}")
+        elif method == "Page.javascriptDialogOpening":
+            problems.append(f"dialog: {params['message']}")
+    return state, problems
+
+
+def test_html_in_a_headless_browser(tmp_path):
+    if os.name != "posix":
+        pytest.skip("the browser test hands chromium its DevTools pipe the POSIX way")
+    executable = next(filter(None, map(shutil.which, _BROWSERS)), None)
+    if executable is None:
+        pytest.skip("chromium not installed: the HTML report is not opened in a real browser "
+                    "(apt-get install chromium, as .ci/run does, to run this test)")
+    if shutil.which("bash") is None:
+        pytest.skip("bash not installed: needed to hand the browser its DevTools pipe")
+    try:
+        version = subprocess.run([executable, "--version"], capture_output=True, text=True,
+                                 timeout=_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"chromium not runnable: {executable} --version took over {_TIMEOUT} s")
+    if version.returncode != 0:  # e.g. Ubuntu's snap wrapper without snapd
+        pytest.skip(f"chromium not runnable: {executable} --version exited "
+                    f"{version.returncode}: {(version.stdout + version.stderr)[-500:]}")
+    d = diagnosis()
+    report = Path(d.save_html(str(tmp_path / "report.html")))
+    control = tmp_path / "control.html"  # proves the harness sees what it is looking for
+    control.write_text('<!DOCTYPE html><html><body><img src="data:image/png;base64,AAAA">'
+                       '<script>console.error("probe error")</script>p</body></html>')
+    (tmp_path / "profile").mkdir()
+    browser = _Chromium(executable, tmp_path / "profile", tmp_path / "browser.log")
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget",
+                               {"targetId": target, "flatten": True})["sessionId"]
+        for method in ("Page.enable", "Runtime.enable", "Log.enable"):
+            browser.send(method, session=session)
+
+        state, problems = _visit(browser, session, control.as_uri())
+        assert any("probe error" in p for p in problems), problems
+        assert state["images"][0]["width"] == 0, state  # the broken image is seen as broken
+
+        state, problems = _visit(browser, session, report.as_uri())
+    finally:
+        browser.close()
+    assert problems == [], "console errors or warnings:\n" + "\n".join(problems)
+    assert state["scripts"] == 0, "the page has a <script> element"
+    assert len(state["images"]) == 2, state["images"]
+    for image in state["images"]:
+        assert image["complete"] and image["width"] > 100 and image["height"] > 100, image
+        assert image["src"] == "data:image/png;base64,", image
+    assert SCRIPT_NAME in state["text"], "the hostile module name is not shown as text"
+    assert "blocks.3.proj" in state["text"] and "dead_units" in state["text"]
