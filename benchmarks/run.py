@@ -1,6 +1,7 @@
-"""`make bench`: weightinit's keyed fills against torch's own initializers, and `wi.lsuv` against
+"""`make bench`: weightinit's keyed fills against torch's own initializers, `wi.lsuv` against
 the PyPI `lsuv` package (installed only for the benchmark: benchmarks/requirements-lsuv.txt),
-measured in one run.
+and `wi.diagnose` against a plain forward + backward on the same model and batch, measured in
+one run.
 
 Prints medians of --reps runs and ratios against the baseline measured in the same run. The
 machines are noisy: quote ratios, and never turn these into test assertions.
@@ -212,14 +213,88 @@ def bench_lsuv(reps: int) -> dict[str, object]:
             "max_iter": LSUV_MAX_ITER, "models": rows}
 
 
+DIAGNOSE_TARGET = 1.5  # diagnose / plain forward+backward on the same model and batch
+
+
+def _diagnose_cases() -> list[tuple[str, str, Callable[[], nn.Module], tuple[int, ...]]]:
+    return [
+        ("MLP 12 x Linear(1024)+ReLU, batch (1024, 1024)", "mlp",
+         lambda: _mlp(depth=12, width=1024), (1024, 1024)),
+        ("CNN 6 x conv3x3(64)-BN-ReLU + avgpool + Linear(64, 10), batch (64, 3, 32, 32)",
+         "cnn", lambda: _cnn(depth=6, channels=64), (64, 3, 32, 32)),
+    ]
+
+
+def bench_diagnose(reps: int) -> dict[str, object]:
+    """wi.diagnose against what it must do anyway: one forward and one backward. The baseline
+    is the same synthetic loss, sum(output * noise) with the noise drawn once, and
+    torch.autograd.grad on the parameters (no .grad written), on the same model and batch in
+    train mode. Runs alternate (baseline, diagnose) so drift hits both alike."""
+    print(f"  baseline: forward, loss = sum(output * fixed N(0,1) noise), torch.autograd.grad "
+          f"on the parameters;\n  same model (He-initialized, train mode) and batch; target "
+          f"diagnose / baseline <= {DIAGNOSE_TARGET}x", flush=True)
+    print(f"  {'model':<32} {'baseline s':>10} {'diagnose s':>10} {'ratio':>7}   first calls "
+          "(s): baseline, diagnose", flush=True)
+    rows: list[dict[str, object]] = []
+    for title, key, build, shape in _diagnose_cases():
+        torch.manual_seed(0)
+        model = build()
+        wi.init_model(model, "auto", seed=0)
+        batch = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+        params = [p for p in model.parameters() if p.requires_grad]
+        with torch.no_grad():
+            out_shape = model(batch).shape
+        noise = torch.randn(out_shape, generator=torch.Generator().manual_seed(2))
+
+        def baseline(model: nn.Module = model, batch: torch.Tensor = batch,
+                     noise: torch.Tensor = noise, params: list[nn.Parameter] = params) -> object:
+            return torch.autograd.grad((model(batch) * noise).sum(), params)
+
+        def diagnose(model: nn.Module = model, batch: torch.Tensor = batch) -> object:
+            return wi.diagnose(model, batch)
+
+        # The first calls, timed on their own: the first diagnose in a process pays one-time
+        # imports and caches. Then one more untimed call of each before the timed runs.
+        first: dict[str, float] = {}
+        for name, fn in (("baseline", baseline), ("diagnose", diagnose)):
+            start = time.perf_counter()
+            fn()
+            first[name] = time.perf_counter() - start
+            fn()
+        times: dict[str, list[float]] = {"baseline": [], "diagnose": []}
+        for _ in range(reps):
+            for name, fn in (("baseline", baseline), ("diagnose", diagnose)):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        base_s = statistics.median(times["baseline"])
+        diag_s = statistics.median(times["diagnose"])
+        ratio = diag_s / base_s
+        verdict = "ok" if ratio <= DIAGNOSE_TARGET else "OVER TARGET"
+        print(f"  {title}", flush=True)
+        print(f"  {'':<32} {base_s:>10.4f} {diag_s:>10.4f} {ratio:>6.2f}x   "
+              f"{first['baseline']:.4f}, {first['diagnose']:.4f}   ({verdict}: target "
+              f"<= {DIAGNOSE_TARGET}x)", flush=True)
+        rows.append({"model": key, "description": title, "batch": list(shape),
+                     "parameters": sum(p.numel() for p in params),
+                     "baseline_seconds": base_s, "diagnose_seconds": diag_s,
+                     "ratio": ratio, "target_ratio": DIAGNOSE_TARGET,
+                     "first_baseline_seconds": first["baseline"],
+                     "first_diagnose_seconds": first["diagnose"]})
+    print("  first calls: the first diagnose in this process includes one-time imports and "
+          "caches;\n  medians exclude them (each timed run follows an untimed warm-up call)",
+          flush=True)
+    return {"target_ratio": DIAGNOSE_TARGET, "models": rows}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--numel", type=int, default=1 << 28, help="elements (default 2**28)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per timing (median)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--only", choices=("fills", "lsuv"),
-                        help="run one section (default: both)")
+    parser.add_argument("--only", choices=("fills", "lsuv", "diagnose"),
+                        help="run one section (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"weightinit benchmarks: torch {torch.__version__}, {args.threads} threads, "
@@ -234,6 +309,10 @@ def main() -> int:
         print("LSUV: wi.lsuv vs the PyPI lsuv package (same models, seed and batch):",
               flush=True)
         results["lsuv"] = bench_lsuv(args.reps)
+    if args.only in (None, "diagnose"):
+        print("diagnose: wi.diagnose vs a plain forward + backward (same model and batch):",
+              flush=True)
+        results["diagnose"] = bench_diagnose(args.reps)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)

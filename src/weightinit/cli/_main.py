@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
-from .._errors import InitError
+from .._errors import InitError, did_you_mean
 from ..theory import ACTIVATION_NAMES, critical_point, gain
 from ._factory import load_model, make_input, parse_shape
 
@@ -118,6 +118,79 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+_DIAGNOSE_BATCH = 32  # samples in an inferred batch: "dead for every sample" needs a few dozen
+
+
+def _init_choices() -> list[str]:
+    from ..model._policy import CALIBRATORS, PRESETS
+
+    return ["none", *PRESETS, *CALIBRATORS]
+
+
+def _diagnose_input(model: Any, args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The batch: --input-shape, else the first layer's shape (as init_model synthesizes it)
+    with _DIAGNOSE_BATCH samples. Returns (batch, a note saying what was inferred or None)."""
+    if args.input_shape is not None:
+        return make_input(model, args.input_shape, args.input_dtype), None
+    from ..model._plan import _synthesize
+
+    param = next(model.parameters(), None)
+    device = param.device if param is not None and param.device.type != "meta" else "cpu"
+    synthesized, why = _synthesize(model, device)
+    if synthesized is None:
+        raise InitError(f"Cannot infer the input shape: {why}; give --input-shape, e.g. "
+                        "--input-shape 32,3,224,224.")
+    shape = (_DIAGNOSE_BATCH, *synthesized[0].shape[1:])
+    batch = make_input(model, shape, args.input_dtype)
+    kind = "token ids" if not batch.is_floating_point() else "N(0,1)"
+    return batch, (f"input: {kind} of shape {','.join(map(str, shape))}, inferred from the "
+                   "first layer (give --input-shape for your data's shape)")
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from ..diagnose import diagnose
+    from ..model import init_model
+
+    if args.init is not None:
+        choices = _init_choices()
+        if args.init not in choices:
+            raise InitError(f"--init {args.init!r} is not a policy."
+                            f"{did_you_mean(args.init, choices)} Choose one of: "
+                            f"{', '.join(choices)}.")
+    model = load_model(args.model)
+    batch, inferred = _diagnose_input(model, args)
+    try:
+        if args.init not in (None, "none"):
+            init_model(model, args.init, seed=args.seed, example_inputs=(batch,))
+        result = diagnose(model, batch)
+    except InitError as exc:
+        if inferred is None:
+            raise
+        raise InitError(f"{exc} (The input shape was inferred from the first layer: give "
+                        "--input-shape.)") from None
+    if args.html is not None:
+        path = result.save_html(args.html)
+        print(f"HTML report: {path}", file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(result.to_json())
+    else:
+        from rich.console import Console
+
+        if inferred is not None:
+            print(inferred)
+        Console(width=args.width).print(result.table())
+        print(_diagnose_summary(result))
+    return 1 if result.worst == "error" else 0
+
+
+def _diagnose_summary(result: Any) -> str:
+    count = len(result.findings)
+    findings = f"{count} finding{'s' if count != 1 else ''}, worst: {result.worst}"
+    if result.healthy:
+        return "healthy" + (f" ({findings})" if count else "")
+    return findings
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="weightinit",
@@ -170,6 +243,45 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(run=_cmd_plan)
+
+    dg = commands.add_parser(
+        "diagnose", help="measure signal propagation through a model; exit 1 on an error",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build a model from a factory, run one forward and one backward pass on a\n"
+        "batch (N(0,1) of --input-shape; synthetic loss <output, r>, r ~ N(0,1)), and\n"
+        "print per-layer statistics and findings: vanishing or exploding signal, dead\n"
+        "units, saturation, symmetry, dead gradients, uninitialized weights, ... each\n"
+        "with a fix. The model is diagnosed as the factory built it, or after --init.",
+        epilog="exit codes:\n"
+        "  0  no finding is an error (warnings are printed but still exit 0)\n"
+        "  1  a finding is an error (so it can gate CI), or the input was refused\n"
+        "     (bad factory, a forward pass that fails, ...: one line on stderr)\n"
+        "  2  usage error (bad arguments)\n\n"
+        "examples:\n"
+        "  weightinit diagnose mypkg.nets:resnet18 --input-shape 32,3,224,224\n"
+        "  weightinit diagnose ./net.py:build --init auto --html report.html\n"
+        "  weightinit diagnose ./net.py:build --json > diagnosis.json",
+    )
+    dg.add_argument("model", metavar="MODULE:FACTORY",
+                    help="a module on the Python path (or a .py file) and a function in it "
+                    "that takes no arguments and returns an nn.Module")
+    dg.add_argument("--input-shape", type=_shape, metavar="DIMS",
+                    help="shape of the batch, e.g. 32,3,32,32 (default: inferred from the "
+                    f"first Linear, ConvNd or Embedding layer, with {_DIAGNOSE_BATCH} samples)")
+    dg.add_argument("--input-dtype", choices=("auto", "float", "long"), default="auto",
+                    help="auto: token ids when the first layer is an Embedding, else N(0,1)")
+    dg.add_argument("--init", metavar="POLICY", default=None,
+                    help="re-initialize with init_model first: auto, torch, keras, flax, gpt2, "
+                    "fixup, or lsuv (calibrates on the same batch); default none: the model "
+                    "as the factory built it")
+    dg.add_argument("--seed", type=int, default=0,
+                    help="seed for --init's keyed streams (default 0)")
+    dg.add_argument("--html", metavar="PATH",
+                    help="also write a self-contained HTML report (needs matplotlib)")
+    dg.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
+    dg.add_argument("--json", action="store_true",
+                    help="print the diagnosis as JSON only (the exit code is the same)")
+    dg.set_defaults(run=_cmd_diagnose)
     return parser
 
 
