@@ -113,9 +113,10 @@ def test_numbers_are_right():
     first = diagnosis["0"]
     with torch.no_grad():
         out = model[0](BATCH)
-    assert first.out_rms == pytest.approx(float(out.double().pow(2).mean().sqrt()), rel=1e-9)
-    assert first.out_mean == pytest.approx(float(out.double().mean()), abs=1e-9)
-    assert first.out_std == pytest.approx(float(out.double().std(unbiased=False)), rel=1e-6)
+    # Reductions run in float32 (cascaded sums, relative error ~1e-7 at this size).
+    assert first.out_rms == pytest.approx(float(out.double().pow(2).mean().sqrt()), rel=1e-6)
+    assert first.out_mean == pytest.approx(float(out.double().mean()), abs=1e-6)
+    assert first.out_std == pytest.approx(float(out.double().std(unbiased=False)), rel=1e-5)
     assert first.activation == "linear" and diagnosis["2"].activation == "relu"
     assert diagnosis["2"].source == "Linear 0"
     # The synthetic loss sends N(0, 1) noise back from the output: gradient RMS 1 there.

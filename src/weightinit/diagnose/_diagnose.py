@@ -52,11 +52,24 @@ def _unit_dim(module: nn.Module, tensor: torch.Tensor) -> int:
     return tensor.dim() - 1
 
 
+def _sum_and_norm(x: torch.Tensor) -> tuple[float, float]:
+    """sum(x) and ||x||_2: in float32 for float32 and narrower (torch's cascaded reductions,
+    relative error ~1e-7), again in float64 when that overflows or underflows to 0 (squares
+    of values below 1e-19 do: a vanishing gradient must not read as exactly zero)."""
+    x = x.detach()
+    wide = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else None
+    summed = float(x.sum(dtype=wide))
+    norm = float(torch.linalg.vector_norm(x, dtype=wide))
+    if not (math.isfinite(summed) and math.isfinite(norm) and norm > 0):
+        summed = float(x.sum(dtype=torch.float64))
+        norm = float(torch.linalg.vector_norm(x, dtype=torch.float64))
+    return summed, norm
+
+
 def _rms(x: torch.Tensor) -> float:
     if x.numel() == 0:
         return math.nan
-    norm = torch.linalg.vector_norm(x.detach(), dtype=torch.float64)
-    return float(norm) / math.sqrt(x.numel())
+    return _sum_and_norm(x)[1] / math.sqrt(x.numel())
 
 
 @contextlib.contextmanager
@@ -240,15 +253,13 @@ def _stats(index: int, name: str, module: nn.Module, activation: str, source: st
     mean = rms = std = math.nan
     nonfinite = 0
     if total and out.is_floating_point():
-        # Two reductions in float64 and no copy; the NaN/Inf count only when they are not finite.
-        summed = float(out.sum(dtype=torch.float64))
-        norm = float(torch.linalg.vector_norm(out, dtype=torch.float64))
+        # Two reductions and no copy; the NaN/Inf count only when the result is not finite.
+        summed, norm = _sum_and_norm(out)
         if not (math.isfinite(summed) and math.isfinite(norm)):
             finite = torch.isfinite(out)
             nonfinite = int(total - finite.sum())
             kept = out[finite]
-            summed = float(kept.sum(dtype=torch.float64))
-            norm = float(torch.linalg.vector_norm(kept, dtype=torch.float64))
+            summed, norm = _sum_and_norm(kept)
             total = kept.numel()
         if total:
             mean, rms = summed / total, norm / math.sqrt(total)
@@ -271,10 +282,21 @@ def _stats(index: int, name: str, module: nn.Module, activation: str, source: st
     bias = getattr(module, "bias", None)
     bias = bias if isinstance(bias, torch.Tensor) and bias.numel() else None
     own = [p.detach() for p in module.parameters(recurse=False) if p.is_floating_point()]
-    param_nonfinite = sum(int((~torch.isfinite(p)).sum()) for p in own)
-    param_max = max((float(p[torch.isfinite(p)].abs().max()) for p in own
-                     if bool(torch.isfinite(p).any())), default=0.0)
-    denormals = sum(int(((p != 0) & (p.abs() < torch.finfo(p.dtype).tiny)).sum()) for p in own)
+    param_nonfinite, param_max, denormals = 0, 0.0, 0
+    for p in own:  # one pass over |p| when it is clean, which it almost always is
+        size = p.abs()
+        if size.numel() == 0:
+            continue
+        largest = float(size.amax())
+        if not math.isfinite(largest):
+            finite = torch.isfinite(size)
+            param_nonfinite += int(size.numel() - finite.sum())
+            size = size[finite]
+            largest = float(size.amax()) if size.numel() else 0.0
+        param_max = max(param_max, largest)
+        smallest = float(torch.where(size > 0, size, math.inf).amin()) if size.numel() else 0.0
+        if smallest < torch.finfo(p.dtype).tiny:
+            denormals += int(((size > 0) & (size < torch.finfo(p.dtype).tiny)).sum())
     identical = 0
     weight_std = None
     if weight is not None and weight.dim() >= 2 and weight.is_floating_point():
