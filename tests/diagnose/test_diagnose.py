@@ -192,3 +192,18 @@ def test_bad_inputs_are_refused_and_change_nothing(kwargs, message):
     nets.assert_unchanged(model, before)
     with pytest.raises(wi.InitError, match=r"torch\.nn\.Module"):
         wi.diagnose("model", BATCH)
+
+
+def test_a_hostile_module_name_is_escaped_end_to_end(tmp_path):
+    pytest.importorskip("matplotlib")
+    model = nn.Sequential()
+    model.add_module("<script>alert(1)</script>", nn.Linear(16, 16))
+    model.add_module("relu", nn.ReLU())
+    model.add_module("out", nn.Linear(16, 4))
+    diagnosis = wi.diagnose(model, torch.randn(32, 16))
+    assert diagnosis.layers[0].name == "<script>alert(1)</script>"
+    path = diagnosis.save_html(str(tmp_path / "r.html"))
+    with open(path, encoding="utf-8") as handle:
+        html = handle.read()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)</script>" not in html
