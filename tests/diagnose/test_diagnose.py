@@ -207,3 +207,32 @@ def test_a_hostile_module_name_is_escaped_end_to_end(tmp_path):
         html = handle.read()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert(1)</script>" not in html
+
+
+class _Residual(nn.Module):
+    """16 blocks x + W2 relu(W1 x): the stream doubles its second moment per block when the
+    branches are variance-preserving and unscaled."""
+
+    def __init__(self, blocks: int = 16, width: int = 128) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+            for _ in range(blocks))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = x + block(x)
+        return x
+
+
+def test_a_growing_residual_stream_is_found_and_auto_scales_it_away():
+    x = torch.randn(256, 128, generator=torch.Generator().manual_seed(4))
+    unscaled = _Residual()
+    wi.init_model(unscaled, wi.Policy.preset("auto", residual="none"))
+    diagnosis = wi.diagnose(unscaled, x)
+    growth = next(f for f in diagnosis.findings if f.kind == "residual_growth")
+    assert growth.numbers["ratio"] > 10  # sqrt(2)^15 = 181 expected
+    scaled = _Residual()
+    plan = wi.init_model(scaled)  # branch ends x 1/sqrt(16)
+    assert sum(row.residual for row in plan) == 16
+    assert "residual_growth" not in wi.diagnose(scaled, x).kinds()
