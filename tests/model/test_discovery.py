@@ -224,3 +224,15 @@ def test_module_with_tuple_output_and_kwargs_inputs():
     assert plan["head.weight"].activation == "tanh"
     assert plan["rnn.weight_hh_l0"].role == "rnn.weight_hh"
     assert plan["rnn.weight_ih_l0"].fans == wi.Fans(4, 8)  # per gate
+
+
+def test_small_cpu_models_are_probed_for_real_big_ones_on_meta(monkeypatch):
+    from weightinit.model import _plan
+
+    real = wi.init_model(nets.ResNet(), dry_run=True)
+    assert real.notes[0].startswith("Dataflow from one forward pass (real)")
+    monkeypatch.setattr(_plan, "REAL_FIRST_BELOW", 0)  # as if the model were big
+    meta = wi.init_model(nets.ResNet(), dry_run=True)
+    assert meta.notes[0].startswith("Dataflow from one forward pass (meta)")
+    assert [(r.name, r.activation, r.source, r.residual, r.spec) for r in real] == [
+        (r.name, r.activation, r.source, r.residual, r.spec) for r in meta]

@@ -134,7 +134,7 @@ def test_every_parameter_has_exactly_one_row(name):
     # Under "auto" nothing known is kept; nothing here is unknown.
     assert [row.name for row in plan if row.kept or row.role == "unknown"] == []
     # The forward pass ran: every layer has a known feed and was called.
-    assert plan.notes[0].startswith("Dataflow from one forward pass (meta) on ")
+    assert plan.notes[0].startswith("Dataflow from one forward pass (real) on ")
     assert {row.activation for row in plan}.isdisjoint({"unknown", "unused"})
     assert f"{N_BRANCHES} residual branches found." in plan.notes
 
@@ -378,7 +378,7 @@ def test_bert_keyword_inputs_give_the_same_plan():
 
 def test_vit_columns():
     plan = init("vit", vit(), dry_run=True)
-    assert plan.notes[0] == "Dataflow from one forward pass (meta) on example_inputs."
+    assert plan.notes[0] == "Dataflow from one forward pass (real) on example_inputs."
     rows = rows_by_name(plan)
     assert rows["embeddings.cls_token"].role == "class_token"
     assert rows["embeddings.position_embeddings"].role == "pos_embedding"
@@ -407,7 +407,7 @@ def test_vit_needs_example_inputs():
     assert {row.activation for row in plan} == {"unknown"}
     assert {n for row in plan for n in (row.name, *row.aliases)} == set(all_names(model))
     plan = wi.init_model(model, example_inputs=(pixels(64),))
-    assert plan.notes[0] == "Dataflow from one forward pass (meta) on example_inputs."
+    assert plan.notes[0] == "Dataflow from one forward pass (real) on example_inputs."
     assert len([row for row in plan if row.residual]) == N_BRANCHES
     assert torch.isfinite(run_forward(model.eval(), pixels(64)).last_hidden_state).all()
 

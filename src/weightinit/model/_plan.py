@@ -7,7 +7,7 @@ import dataclasses
 import json
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -283,11 +283,18 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = mode
 
 
+REAL_FIRST_BELOW = 1 << 24
+"""Models on the CPU with fewer parameters than this are probed for real first: a pass costs
+milliseconds there, while the meta device's first use imports torch._dynamo (about 2 s)."""
+
+
 def _trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Graph, str]:
-    """Record one forward pass without side effects: first on the meta device (parameters and
-    buffers swapped for meta tensors for the call), else for real under no_grad, on copies
-    of the buffers, with the global RNG state restored. Eval mode either way (no dropout),
-    and every module's train/eval flag restored."""
+    """Record one forward pass without side effects, in one of two ways, the other as the
+    fallback: on the meta device (parameters and buffers swapped for meta tensors for the
+    call; no memory, no compute), or for real under no_grad on copies of the buffers, with
+    the global RNG state restored. Big or non-CPU models try meta first; small CPU models
+    try the real pass first. Eval mode either way (no dropout), and every module's train/eval
+    flag restored."""
     from torch.func import functional_call
 
     def run_with(tensors: dict[str, torch.Tensor]) -> Any:
@@ -298,18 +305,36 @@ def _trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
     # One entry per tensor: tied parameters are substituted once (functional_call re-ties them).
     params = dict(model.named_parameters())
     state = {**params, **dict(model.named_buffers())}
-    with _eval_mode(model), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the probe's warnings are not the user's
+    on_cpu = all(t.device.type == "cpu" for t in state.values()) and all(
+        t.device.type == "cpu" for t in _tensors_in((args, kwargs)))
+    small = on_cpu and sum(p.numel() for p in params.values()) < REAL_FIRST_BELOW
+
+    def on_meta() -> Graph:
         meta = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
-        try:
-            return record(model, _to_meta(args), _to_meta(kwargs), run_with(meta))[0], "meta"
-        except Exception:
-            pass  # data-dependent code: run it for real
-        devices = sorted({t.device.index or 0 for t in state.values() if t.device.type == "cuda"})
+        return record(model, _to_meta(args), _to_meta(kwargs), run_with(meta))[0]
+
+    def for_real() -> Graph:
+        devices = sorted({t.device.index or 0 for t in state.values()
+                          if t.device.type == "cuda"})
         copies = {name: t if name in params else t.detach().clone()
                   for name, t in state.items()}
         with torch.random.fork_rng(devices=devices):
-            return record(model, args, kwargs, run_with(copies))[0], "real"
+            return record(model, args, kwargs, run_with(copies))[0]
+
+    ways: list[tuple[str, Callable[[], Graph]]] = [("meta", on_meta), ("real", for_real)]
+    if small:
+        ways.reverse()
+    with _eval_mode(model), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the probe's warnings are not the user's
+        try:
+            return ways[0][1](), ways[0][0]
+        except Exception:
+            pass  # e.g. data-dependent code on meta, or a real pass that needs memory
+        return ways[1][1](), ways[1][0]
+
+
+def _tensors_in(tree: Any) -> list[torch.Tensor]:
+    return [x for x in tree_flatten(tree)[0] if isinstance(x, torch.Tensor)]
 
 
 @dataclasses.dataclass
