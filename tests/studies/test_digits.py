@@ -17,6 +17,16 @@ def test_split_is_seeded_and_standardized_on_train():
     assert torch.allclose(spread[used], torch.ones(int(used.sum())), atol=1e-4)
 
 
+def test_the_bundled_file_is_scikit_learns_digits():
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    from weightinit.studies._digits import _digits_arrays
+
+    pixels, labels = _digits_arrays()
+    raw = sklearn_digits()
+    assert (pixels == raw.data).all() and (labels == raw.target).all()
+
+
 def test_mlp_shape():
     model = mlp(20, 64)
     linears = [m for m in model if isinstance(m, nn.Linear)]
