@@ -1,7 +1,8 @@
 """Tests run torch on one thread (two torch processes with two threads each on a 2-core machine
 slow each other 10-100x); tests about threads set their own count and restore it.
 
-tests/model/nets.py (small networks with a known architecture) is importable as `model_nets`:
+tests/model/nets.py (small networks with a known architecture) is importable as `model_nets`,
+and tests/_browser.py (a headless Chromium for the HTML reports) as `weightinit_test_browser`:
 pytest runs with --import-mode=importlib, so test folders are not on sys.path."""
 
 import importlib.util
@@ -13,13 +14,20 @@ import torch
 
 torch.set_num_threads(1)
 
-if "model_nets" not in sys.modules:
-    _path = Path(__file__).parent / "model" / "nets.py"
-    _spec = importlib.util.spec_from_file_location("model_nets", _path)
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["model_nets"] = _module
-    _spec.loader.exec_module(_module)
+
+def _register(name: str, path: Path) -> None:
+    """Import the file at `path` as the module `name` (once)."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+_register("model_nets", Path(__file__).parent / "model" / "nets.py")
+_register("weightinit_test_browser", Path(__file__).parent / "_browser.py")
 
 
 @pytest.fixture(autouse=True)

@@ -64,15 +64,24 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"weightinit {wi.__version__}"
 
 
-def test_demo_text_and_json(capsys):
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "gelu" in out and "1.533530" in out
-    assert main(["demo", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["keyed_shard_equals_slice"] is True
-    gains = {row["activation"]: row["forward"] for row in data["gains"]}
-    assert gains["relu"] == pytest.approx(2**0.5)
+def test_demo_quick_writes_the_report_and_a_one_screen_summary(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "report"
+    assert main(["demo", "--quick", "--out", str(out), "--width", "100"]) == 0
+    text = capsys.readouterr().out
+    assert "weightinit demo" in text and "Glorot halves the variance" in text
+    assert len(text.splitlines()) <= 30  # one screen
+    assert sorted(p.name for p in out.iterdir()) == [
+        "beyond_relu.png", "depth.png", "index.html", "results.json", "training.png"]
+    data = json.loads((out / "results.json").read_text())
+    assert data["quick"] is True and data["training"]["runs"]["auto"]["test_accuracy"] >= 0.8
+
+
+def test_demo_refuses_a_file_as_the_report_folder(capsys, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    assert main(["demo", "--quick", "--out", str(target)]) == 1
+    assert "is a file" in capsys.readouterr().err
 
 
 def test_installed_console_script_runs():

@@ -84,6 +84,13 @@ def _unit_distance(model: nn.Sequential) -> tuple[float, str]:
     return float(torch.cdist(rows, rows).max()), name
 
 
+def demo_steps(quick: bool = False) -> int:
+    """How many times `run_demo` calls `progress`."""
+    depth_inits = 3 if quick else len(DEPTH_INITS)
+    training = len(QUICK_TRAIN_INITS) if quick else len(TRAIN_INITS) + 1  # + the constant
+    return depth_inits * len(ACTIVATIONS) + training + 2
+
+
 def run_demo(*, seed: int = 0, quick: bool = False, progress: Progress | None = None
              ) -> dict[str, Any]:
     """Run every experiment of the demo; one torch thread (restored afterwards)."""
@@ -125,7 +132,7 @@ def _depth_study(batch: torch.Tensor, seed: int, quick: bool, step: Progress) ->
 def _training_study(data: Digits, batch: torch.Tensor, seed: int, quick: bool,
                     step: Progress) -> dict[str, Any]:
     depth, width = 20, 64
-    epochs = 6 if quick else int(RECIPE["epochs"])
+    epochs = 8 if quick else int(RECIPE["epochs"])
     runs: dict[str, Any] = {}
     models: dict[str, nn.Module] = {}
     for name in QUICK_TRAIN_INITS if quick else TRAIN_INITS:
