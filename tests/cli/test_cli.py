@@ -75,6 +75,15 @@ def test_demo_quick_writes_the_report_and_a_one_screen_summary(capsys, tmp_path)
         "beyond_relu.png", "depth.png", "index.html", "results.json", "training.png"]
     data = json.loads((out / "results.json").read_text())
     assert data["quick"] is True and data["training"]["runs"]["auto"]["test_accuracy"] >= 0.8
+    # The real report in a real browser: renders, no console errors, every figure there.
+    import weightinit_test_browser as browser
+
+    executable = browser.find_browser()  # skips with a message when no browser is installed
+    [(state, problems)] = browser.open_pages(executable, tmp_path, [out / "index.html"])
+    assert problems == [], problems
+    assert len(state["images"]) == 3
+    assert all(image["complete"] and image["width"] > 500 for image in state["images"])
+    assert "Why not zeros" in state["text"]
 
 
 def test_demo_refuses_a_file_as_the_report_folder(capsys, tmp_path):

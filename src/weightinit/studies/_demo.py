@@ -25,7 +25,7 @@ Progress = Callable[[str], None]
 DEPTH_INITS = ("N(0, 0.01)", "N(0, 1)", "Glorot", "He", "torch default", "auto", "LSUV")
 TRAIN_INITS = ("zeros", "torch default", "N(0, 0.01)", "Glorot", "He", "orthogonal", "auto",
                "LSUV")
-QUICK_TRAIN_INITS = ("zeros", "torch default", "auto", "LSUV")
+QUICK_TRAIN_INITS = ("zeros", "torch default", "auto")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
@@ -86,9 +86,9 @@ def _unit_distance(model: nn.Sequential) -> tuple[float, str]:
 
 def demo_steps(quick: bool = False) -> int:
     """How many times `run_demo` calls `progress`."""
-    depth_inits = 3 if quick else len(DEPTH_INITS)
+    profiles = 3 if quick else len(DEPTH_INITS) * len(ACTIVATIONS)  # quick: ReLU only
     training = len(QUICK_TRAIN_INITS) if quick else len(TRAIN_INITS) + 1  # + the constant
-    return depth_inits * len(ACTIVATIONS) + training + 2
+    return profiles + training + 2
 
 
 def run_demo(*, seed: int = 0, quick: bool = False, progress: Progress | None = None
@@ -120,6 +120,8 @@ def _depth_study(batch: torch.Tensor, seed: int, quick: bool, step: Progress) ->
     inits = ("N(0, 0.01)", "Glorot", "auto") if quick else DEPTH_INITS
     activations: dict[str, Any] = {}
     for act_name, act in ACTIVATIONS.items():
+        if quick and act_name != "relu":
+            continue
         activations[act_name] = {}
         for name in inits:
             step(f"signal: {act_name}, {name}")
@@ -188,7 +190,7 @@ def _beyond_relu(batch: torch.Tensor, seed: int, quick: bool, step: Progress
                         "variance_per_layer": _per_layer(profile["std"][:10], square=True),
                         "variance_per_layer_all": _per_layer(profile["std"], square=True)}
     step("beyond ReLU: tanh at the critical point")
-    bias_std, tanh_depth = 0.05, 30 if quick else 50
+    bias_std, tanh_depth = 0.05, 20 if quick else 50
     star = critical_point("tanh", bias_std=bias_std).weight_std
     runs = {}
     for label, factor in (("0.5 x critical", 0.5), ("critical", 1.0), ("2 x critical", 2.0)):
