@@ -7,9 +7,6 @@ pyplot is never imported and no global style (`rcParams`) is changed.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import itertools
 import math
 import os
@@ -17,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InitError
+from .._render import CSP, data_uri, escape, new_figure, png_bytes
 from ._types import SEVERITIES, Diagnosis, Finding, LayerStats, Severity
 
 if TYPE_CHECKING:
@@ -139,19 +137,8 @@ def _sorted(findings: Sequence[Finding]) -> list[Finding]:
 
 
 def _new_figure(**kwargs: Any) -> Figure:
-    """A Figure on its own Agg canvas: no pyplot, no global state."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise InitError(
-            "Diagnosis figures and HTML need matplotlib, which is not installed: "
-            "pip install matplotlib (or pip install 'weightinit[plot]'). "
-            "The table (Diagnosis.table()) and JSON (Diagnosis.to_json()) work without it."
-        ) from error
-    figure = Figure(**kwargs)
-    FigureCanvasAgg(figure)
-    return figure
+    return new_figure("Diagnosis figures and HTML", "The table (Diagnosis.table()) and JSON "
+                      "(Diagnosis.to_json()) work without it.", **kwargs)
 
 
 def _positive(value: float | None) -> float:
@@ -284,9 +271,7 @@ def histogram_figure(d: Diagnosis, max_layers: int = _MAX_HISTOGRAMS) -> Figure:
 
 
 def _png_data_uri(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(png_bytes(figure, dpi=100))
 
 
 # --- HTML ----------------------------------------------------------------------------------
@@ -321,11 +306,8 @@ td.n{text-align:right;white-space:nowrap}
 tr.error td.name{color:#c62828;font-weight:600}tr.warning td.name{color:#b26a00;font-weight:600}
 """.strip()
 
-_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+_CSP = CSP
+_e = escape
 
 
 def _finding_html(f: Finding) -> str:

@@ -10,9 +10,6 @@ global style (`rcParams`) is changed.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import math
 import numbers
@@ -21,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InitError
+from .._render import CSP, data_uri, escape, new_figure, png_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -134,19 +132,8 @@ def summary_table(results: Mapping[str, Any]) -> Any:
 
 
 def _new_figure(**kwargs: Any) -> Figure:
-    """A Figure on its own Agg canvas: no pyplot, no global state."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise InitError(
-            "The demo's figures and HTML need matplotlib, which is not installed: "
-            "pip install matplotlib (or pip install 'weightinit[demo]'). "
-            "The terminal summary (weightinit.report.summary_table) works without it."
-        ) from error
-    figure = Figure(dpi=_DPI, **kwargs)
-    FigureCanvasAgg(figure)
-    return figure
+    return new_figure("The demo's figures and HTML", "The terminal summary "
+                      "(weightinit.report.summary_table) works without it.", dpi=_DPI, **kwargs)
 
 
 def _positive(value: Any) -> float:
@@ -373,9 +360,7 @@ def demo_figures(results: Mapping[str, Any]) -> dict[str, Figure]:
 
 
 def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=_DPI)
-    return buffer.getvalue()
+    return png_bytes(figure, dpi=_DPI)
 
 
 # --- HTML ----------------------------------------------------------------------------------
@@ -403,15 +388,9 @@ code{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-siz
 .refs{color:#555;font-size:.85rem}
 """.strip()
 
-_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+_CSP = CSP
+_e = escape
+_data_uri = data_uri
 
 
 def _table(head: Sequence[str], rows: Iterable[Sequence[tuple[str, str]]]) -> str:
