@@ -149,7 +149,7 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
     costs the layers up to k, not a full forward. For a layer whose output is proportional to
     its weight (Linear and convolutions, with the bias at 0) one measurement gives the exact
     factor; other layers iterate up to `max_iter` times. Discovery (`init_model`) adds one
-    pass, on the meta device when the model's code allows.
+    pass (no_grad, or on the meta device for big models).
 
     Args:
         model: the network; its parameters are changed in place.

@@ -465,8 +465,9 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
                example_inputs: object = None, dry_run: bool = False) -> InitPlan:
     """Initialize every parameter of `model` by `policy`, and return the plan of what was done.
 
-    Discovery runs one forward pass (on the meta device when the model's code allows, else
-    for real under no_grad on copies of the buffers; eval mode; no side effects: weights,
+    Discovery runs one forward pass (on the meta device for models of 2**24 parameters or
+    more, or off the CPU, when their code allows; for real under no_grad on copies of the
+    buffers for smaller CPU models or code that needs values; eval mode; no side effects: weights,
     buffers, grads, train/eval flags and the global RNG are as before) on `example_inputs`,
     or on an input synthesized from the first layer (Linear, ConvNd, Embedding). From it each
     layer gets the activation that feeds it, and the layers that end residual branches are
