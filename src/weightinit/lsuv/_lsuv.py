@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_map
 
 from .._errors import InitError, check_positive_finite
 from ..model import InitPlan, PlanRow, Policy, Rule, init_model
@@ -209,10 +209,13 @@ def _targets(model: nn.Module, plan: InitPlan) -> list[tuple[str, PlanRow]]:
     modules = dict(model.named_modules(remove_duplicate=False))
     targets: list[tuple[str, PlanRow]] = []
     for row in plan:
+        # Not calibrated: MHA's packed in_proj (applied functionally), and tied weights
+        # (rescaling one changes the other layer's output too).
         if (row.role in _CALIBRATED_ROLES and row.spec == Orthogonal()
                 and row.activation != "unused" and row.module not in {n for n, _ in targets}
+                and not row.aliases
                 and not isinstance(modules[row.module], nn.MultiheadAttention)):
-            targets.append((row.module, row))  # MHA's in_proj: applied functionally, kept
+            targets.append((row.module, row))
     return targets
 
 
@@ -244,8 +247,8 @@ def _calibrate(model: nn.Module, seed: int, targets: list[tuple[str, PlanRow]],
                 iterations += 1
                 if iterations == 1:
                     before = std
-                if abs(std - target) <= tol and not exact:
-                    break
+                if not exact and (abs(std - target) <= tol or iterations == max_iter):
+                    break  # converged, or out of measurements: std stays the weights' own
                 gain *= target / std
                 weight.copy_(gain * basis)
                 if exact:  # output proportional to the weight: one rescale lands on target
@@ -299,7 +302,7 @@ class _Chain(_Probe):
     def __init__(self, model: nn.Sequential, x: torch.Tensor) -> None:
         self.children = list(model._modules.items())
         self.position = 0
-        self.x = x
+        self.x = x.clone()  # the layers may work in place; the caller's batch stays as given
         self.forwards = 1
 
     def _run(self, index: int) -> Any:
@@ -348,9 +351,11 @@ class _PartialForwards(_Probe):
                    if _owns_parameters(m)]
         handles.append(hooked.register_forward_hook(stop))
         self.forwards += 1
+        args, kwargs = tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x,
+                                (self.args, self.kwargs))  # every pass sees the batch as given
         try:
             with _NoFastPath():
-                self.model(*self.args, **self.kwargs)
+                self.model(*args, **kwargs)
         except _Stop:
             pass
         except InitError:

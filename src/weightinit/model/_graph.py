@@ -164,7 +164,9 @@ def record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
     Runs under no_grad unless `grad`. Hooks are removed and the mode popped whatever happens.
     """
     graph = Graph()
-    names = {module: name for name, module in model.named_modules(remove_duplicate=False)}
+    names: dict[nn.Module, str] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        names.setdefault(module, name)  # a module registered twice keeps its first name
     handles: list[Any] = []
     pending: dict[str, list[tuple[tuple[Node, ...], int]]] = {}
     done = [0]  # layer calls completed so far

@@ -314,23 +314,27 @@ def _trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
         return record(model, _to_meta(args), _to_meta(kwargs), run_with(meta))[0]
 
     def for_real() -> Graph:
-        devices = sorted({t.device.index or 0 for t in state.values()
-                          if t.device.type == "cuda"})
         copies = {name: t if name in params else t.detach().clone()
                   for name, t in state.items()}
-        with torch.random.fork_rng(devices=devices):
-            return record(model, args, kwargs, run_with(copies))[0]
+        # Copies of the inputs too: a forward that edits its input in place edits ours.
+        mine = tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x,
+                        (args, kwargs))
+        return record(model, mine[0], mine[1], run_with(copies))[0]
 
     ways: list[tuple[str, Callable[[], Graph]]] = [("meta", on_meta), ("real", for_real)]
     if small:
         ways.reverse()
-    with _eval_mode(model), warnings.catch_warnings():
+    devices = sorted({t.device.index or 0 for t in state.values() if t.device.type == "cuda"})
+    with _eval_mode(model), warnings.catch_warnings(), torch.random.fork_rng(devices=devices):
         warnings.simplefilter("ignore")  # the probe's warnings are not the user's
         try:
             return ways[0][1](), ways[0][0]
-        except Exception:
-            pass  # e.g. data-dependent code on meta, or a real pass that needs memory
-        return ways[1][1](), ways[1][0]
+        except Exception as first:  # e.g. data-dependent code on meta
+            try:
+                return ways[1][1](), ways[1][0]
+            except Exception as second:
+                # Say what the real pass said: a meta tensor's complaint explains nothing.
+                raise (first if ways[0][0] == "real" else second) from None
 
 
 def _tensors_in(tree: Any) -> list[torch.Tensor]:

@@ -127,13 +127,19 @@ class Rule:
             if value is not None and not isinstance(value, str) and not (
                     isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
                 raise InitError(f"`{field}` of a Rule must be a glob string, got {value!r}.")
-        if isinstance(self.role, str) and not any(c in self.role for c in "*?["):
-            from ._roles import ROLES
-            if self.role not in ROLES:
+        from ._roles import ROLES
+        roles = [self.role] if isinstance(self.role, str) else list(self.role or [])
+        for role in roles:
+            if not any(c in role for c in "*?[") and role not in ROLES:
                 raise InitError(
-                    f"`role` {self.role!r} of a Rule is not a role.{did_you_mean(self.role, ROLES)}"
+                    f"`role` {role!r} of a Rule is not a role.{did_you_mean(role, ROLES)}"
                     f" Roles: {', '.join(ROLES)} (globs like '*.bias' work too)."
                 )
+        if isinstance(self.spec, type):
+            raise InitError(
+                f"`spec` of a Rule must be a Spec instance, got the class {self.spec.__name__}; "
+                f"write {self.spec.__name__}()."
+            )
 
     def describe(self) -> str:
         if self.label is not None:
@@ -190,17 +196,20 @@ class Policy:
                 "rule in a list: wi.Policy([rule])."
             )
         flat: list[Rule] = []
+        own: list[Rule] = []  # the rules listed here, not those of a nested policy
         for rule in rules:
             if isinstance(rule, Policy):
                 flat.extend(rule.rules)
             elif isinstance(rule, Rule):
                 flat.append(rule)
+                own.append(rule)
             else:
                 raise InitError(
                     f"Every item of `rules` must be a wi.Rule (or a wi.Policy), got "
                     f"{type(rule).__name__} {rule!r}."
                 )
         self.rules: tuple[Rule, ...] = tuple(flat)
+        self._own = tuple(own)
         self.strict = bool(strict)
         self.name = name
 
@@ -240,8 +249,9 @@ class Policy:
                         "strict=False to keep it as it is."
                     )
                 out.append((None, "unmatched"))
-        if self.strict:
-            unused = [r.describe() for r, u in zip(self.rules, used, strict=True) if not u]
+        if self.strict:  # a nested preset's catch-alls may go unused; the rules given here not
+            unused = [r.describe() for r, u in zip(self.rules, used, strict=True)
+                      if not u and any(r is o for o in self._own)]
             if unused:
                 raise InitError(
                     f"Rules of policy {self.name!r} matched no parameter: {', '.join(unused)}. "

@@ -67,6 +67,11 @@ def _role(module: nn.Module, module_name: str, attr: str, shape: tuple[int, ...]
           ) -> tuple[str, Fans | None, int]:
     """(role, logical fans, gates) of `module.<attr>`."""
     is_bias = attr == "bias" or attr.startswith("bias")
+    layered = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)
+    if (isinstance(module, layered) or _is_hf_conv1d(module)) and attr not in ("weight",
+                                                                               "bias"):
+        # weight_norm's weight_g / weight_v and other reparametrizations: not a plain weight.
+        return "unknown", None, 1
     packed = _leaf(module_name) in _QKV_NAMES and len(shape) >= 1 and shape[-1 if
                                                                            _is_hf_conv1d(module)
                                                                            else 0] % 3 == 0
