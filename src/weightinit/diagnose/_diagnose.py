@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.parametrize import ParametrizationList
 from torch.utils._pytree import tree_flatten
 
 from .._errors import InitError
@@ -152,9 +153,13 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
     if loss_fn is not None and not callable(loss_fn):
         raise InitError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}.")
     args, kwargs = check_batch(batch)
-    names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
-    inputs: dict[str, torch.Tensor] = {}
-    outputs: dict[str, torch.Tensor] = {}
+    names: dict[nn.Module, str] = {}
+    for n, m in model.named_modules(remove_duplicate=False):
+        names.setdefault(m, n)
+    # Statistics are taken inside the hooks, when each tensor is fresh: an in-place op later
+    # in the pass (ReLU(inplace=True), `out += identity`) rewrites the memory.
+    inputs: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, dict[str, Any]] = {}
     grads: dict[str, torch.Tensor] = {}
     order: list[str] = []
 
@@ -163,7 +168,8 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
         if name not in inputs:
             tensor = _first_tensor((a, k))
             if tensor is not None:
-                inputs[name] = tensor.detach()
+                with torch.no_grad():
+                    inputs[name] = _input_summary(module, tensor.detach())
 
     def post_hook(module: nn.Module, a: Any, k: Any, output: Any) -> None:
         name = names[module]
@@ -173,7 +179,8 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
         if tensor is None:
             return
         order.append(name)
-        outputs[name] = tensor.detach()
+        with torch.no_grad():
+            outputs[name] = _output_summary(module, tensor.detach())
         if tensor.requires_grad:
             def keep(grad: torch.Tensor, name: str = name) -> None:
                 grads[name] = grad.detach()
@@ -181,7 +188,7 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
 
     handles = []
     for module in names:
-        if _owns_parameters(module):
+        if _owns_parameters(module) and not isinstance(module, ParametrizationList):
             handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
             handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
     weights = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -224,31 +231,35 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
         finally:
             for handle in handles:
                 handle.remove()
-    discovery, discovery_notes = discover(model, graph=graph)
-    plan = build_plan(discovery, discovery_notes, Policy.preset("auto"), seed=0)
-    recommended = {row.name: row.std for row in plan}
-    feeds = {row.module: (row.activation, row.source) for row in plan}
-    modules = dict(model.named_modules(remove_duplicate=False))
-    layers = []
-    for index, name in enumerate(order):
-        module = modules[name]
-        activation, source = feeds.get(name, ("unknown", "unknown"))
-        layers.append(_stats(index, name, module, activation, source, inputs.get(name),
-                             outputs[name], grads.get(name),
-                             weight_grads.get(f"{name}.weight" if name else "weight"),
-                             recommended.get(f"{name}.weight" if name else "weight")))
+        discovery, discovery_notes = discover(model, graph=graph)
+        plan = build_plan(discovery, discovery_notes, Policy.preset("auto"), seed=0)
+        recommended = {row.name: row.std for row in plan}
+        feeds = {row.module: (row.activation, row.source) for row in plan}
+        residual_ends = {row.module for row in plan if row.residual}
+        modules = dict(model.named_modules(remove_duplicate=False))
+        layers = []
+        # Still inside: reading a parametrized `.weight` (spectral_norm) can step its buffers.
+        for index, name in enumerate(order):
+            module = modules[name]
+            activation, source = feeds.get(name, ("unknown", "unknown"))
+            layers.append(_stats(index, name, module, activation, source, inputs.get(name),
+                                 outputs[name], grads.get(name),
+                                 weight_grads.get(f"{name}.weight" if name else "weight"),
+                                 recommended.get(f"{name}.weight" if name else "weight")))
     weight_layers = {x.name for x in layers
                      if not is_norm(modules[x.name]) and x.weight_std is not None
                      and not isinstance(modules[x.name], (nn.Embedding, nn.EmbeddingBag))}
-    findings = find(layers, weight_layers)
+    samples = int(args[0].shape[0]) if args and isinstance(args[0], torch.Tensor) and args[
+        0].dim() else 0
+    findings = find(layers, weight_layers, residual_ends=residual_ends, samples=samples)
+    if 0 < samples < 16:
+        notes.append(f"A batch of {samples} samples is too small to call units dead (a ReLU "
+                     "unit is off for a few samples by chance): that check was skipped.")
     return Diagnosis(tuple(layers), tuple(findings), float(loss.detach()), loss_kind,
                      tuple(notes))
 
 
-def _stats(index: int, name: str, module: nn.Module, activation: str, source: str,
-           x: torch.Tensor | None, out: torch.Tensor, grad_out: torch.Tensor | None,
-           grad_weight: torch.Tensor | None, recommended: float | None) -> LayerStats:
-    out = out.detach()
+def _output_summary(module: nn.Module, out: torch.Tensor) -> dict[str, Any]:
     total = out.numel()
     mean = rms = std = math.nan
     nonfinite = 0
@@ -264,19 +275,44 @@ def _stats(index: int, name: str, module: nn.Module, activation: str, source: st
         if total:
             mean, rms = summed / total, norm / math.sqrt(total)
             std = math.sqrt(max(rms * rms - mean * mean, 0.0))
+    edges, counts = _histogram(out) if out.is_floating_point() else ((), ())
+    return {"mean": mean, "rms": rms, "std": std, "nonfinite": nonfinite, "edges": edges,
+            "counts": counts, "positions": _positions(module, out)}
+
+
+def _input_summary(module: nn.Module, x: torch.Tensor) -> dict[str, Any]:
+    """RMS; the fraction of units that are 0 for every sample; and, when every value lies in
+    [-1, 1], the fractions within 1% of tanh-like (+-1) and sigmoid-like (0, 1) bounds."""
+    summary: dict[str, Any] = {"rms": math.nan, "dead": None, "saturated": {}}
+    if not x.is_floating_point() or x.numel() == 0:
+        return summary
+    summary["rms"] = _rms(x)
+    if x.dim() >= 2:
+        unit = _unit_dim(module, x)
+        alive = x.ne(0).movedim(unit, 0).reshape(x.shape[unit], -1).any(1)
+        summary["dead"] = 1.0 - float(alive.float().mean())
+    low, high = (float(v) for v in torch.aminmax(x))
+    if low >= -1.0 and high <= 1.0:
+        for (lo, hi) in set(_SATURATING.values()):
+            margin = 0.01 * (hi - lo)
+            summary["saturated"][(lo, hi)] = float(((x <= lo + margin) | (x >= hi - margin))
+                                                   .float().mean())
+    return summary
+
+
+def _stats(index: int, name: str, module: nn.Module, activation: str, source: str,
+           seen: dict[str, Any] | None, out: dict[str, Any], grad_out: torch.Tensor | None,
+           grad_weight: torch.Tensor | None, recommended: float | None) -> LayerStats:
+    mean, rms, std, nonfinite = out["mean"], out["rms"], out["std"], out["nonfinite"]
     dead = saturated = None
     in_rms = math.nan
-    if x is not None and x.is_floating_point() and x.numel():
-        in_rms = _rms(x)
-        if x.dim() >= 2 and activation in _ZEROING:
-            unit = _unit_dim(module, x)
-            alive = x.ne(0).movedim(unit, 0).reshape(x.shape[unit], -1).any(1)
-            dead = 1.0 - float(alive.float().mean())
+    if seen is not None:
+        in_rms = seen["rms"]
+        if activation in _ZEROING:
+            dead = seen["dead"]
         bounds = _SATURATING.get(activation)
         if bounds is not None:
-            low, high = bounds
-            margin = 0.01 * (high - low)
-            saturated = float(((x <= low + margin) | (x >= high - margin)).float().mean())
+            saturated = seen["saturated"].get(bounds, 0.0)
     weight = getattr(module, "weight", None)
     weight = weight if isinstance(weight, torch.Tensor) else None
     bias = getattr(module, "bias", None)
@@ -305,7 +341,7 @@ def _stats(index: int, name: str, module: nn.Module, activation: str, source: st
         rows = w.reshape(w.shape[0], -1)
         if rows.shape[0] >= 2:
             identical = int((rows == rows[0]).all(1).sum())
-    edges, counts = _histogram(out)
+    edges, counts = out["edges"], out["counts"]
     return LayerStats(
         name=name, layer=type(module).__name__, index=index, activation=activation,
         source=source, out_mean=mean, out_std=std, out_rms=rms, out_nonfinite=nonfinite,
@@ -316,7 +352,7 @@ def _stats(index: int, name: str, module: nn.Module, activation: str, source: st
         bias_mean=float(bias.detach().double().mean()) if bias is not None else None,
         identical_units=identical, param_nonfinite=param_nonfinite, param_max_abs=param_max,
         param_denormals=denormals, hist_edges=edges, hist_counts=counts,
-        positions=_positions(module, out),
+        positions=out["positions"],
     )
 
 

@@ -64,12 +64,13 @@ def _propagation(layers: Sequence[LayerStats], values: Sequence[float | None], d
     if steps < 2:
         return []
     per_layer = ratio ** (1.0 / steps) if ratio > 0 else 0.0
-    last = first * ratio
     what = "activations" if direction == "forward" else "gradients"
     numbers = {"first_rms": first, "last_rms": last, "ratio": ratio, "per_layer": per_layer,
                "layers": float(len(pairs))}
     where = (f"from {first_layer.name!r} to {last_layer.name!r} over {len(pairs)} layers "
-             f"(x{per_layer:.3g} per layer; x{per_layer ** 2:.3g} in variance)")
+             f"(x{per_layer:.3g} per layer; x{per_layer ** 2:.3g} in variance"
+             + (", counting steps between layers at the same resolution"
+                if direction == "backward" else "") + ")")
     if ratio < VANISH_WARN:
         severity: Severity = "error" if ratio < VANISH_ERROR else "warning"
         return [Finding(
@@ -95,12 +96,34 @@ def _source_layer(x: LayerStats) -> str:
     return parts[1] if len(parts) == 2 and parts[0][:1].isupper() else x.name
 
 
-def find(layers: Sequence[LayerStats], weight_layers: set[str]) -> list[Finding]:
+# Attention's query and key projections only shape the attention weights: their gradients are
+# small by construction and do not carry the signal down the depth (matched by name).
+_SCORE_PROJECTIONS = (".query", ".key", ".q_proj", ".k_proj", ".to_q", ".to_k", ".q", ".k")
+MIN_SAMPLES_FOR_DEAD = 16  # below this, a ReLU unit is off for the whole batch by chance
+
+
+def find(layers: Sequence[LayerStats], weight_layers: set[str], *,
+         residual_ends: set[str] | None = None, samples: int = 0) -> list[Finding]:
     """All findings for one pass, most severe first."""
+    ends = residual_ends or set()
     weighted = [x for x in layers if x.name in weight_layers]
+    zero_ends = [x for x in weighted if x.name in ends and x.weight_std == 0.0]
+    # A residual branch that starts at zero (ReZero, Fixup, residual="zero") is a choice:
+    # its last layer is all zeros on purpose, and what feeds it gets no gradient yet.
+    checked = [x for x in weighted if not any(x is z for z in zero_ends)]
     findings: list[Finding] = []
     for rule in RULES:
-        findings.extend(rule(layers, weighted))
+        if rule is _dead_units and 0 < samples < MIN_SAMPLES_FOR_DEAD:
+            continue
+        findings.extend(rule(layers, checked))
+    if zero_ends:
+        findings = [f for f in findings if f.kind != "dead_gradient"]
+        findings.append(Finding(
+            "zero_branches", "info", zero_ends[0].name,
+            f"{len(zero_ends)} residual branches start at zero (first: {zero_ends[0].name!r}): "
+            "the layers inside them get no gradient until their last layer moves, as in "
+            "ReZero and Fixup.", "Nothing to fix if this is intended.", "",
+            {"branches": float(len(zero_ends))}))
     # Report causes, not their symptoms: garbage weights explain everything downstream;
     # identical units explain their weights' scale; a layer that kills most of its units
     # explains the signal falling after it.
@@ -150,7 +173,9 @@ def _uninitialized(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
 
 
 def _symmetry(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
-    same = [x for x in weighted if x.identical_units >= 2]
+    # Hidden units only: the output layer's units each get their own gradient from the loss,
+    # so identical (or zero, as in Fixup) output rows separate at the first step.
+    same = [x for x in weighted[:-1] if x.identical_units >= 2]
     if not same:
         return []
     x = same[0]
@@ -185,7 +210,8 @@ def _forward(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> li
 def _backward(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
     if any(x.identical_units >= 2 for x in weighted):
         return []
-    return _propagation(weighted, [x.grad_out_rms for x in weighted], "backward")
+    along = [x for x in weighted if not x.name.endswith(_SCORE_PROJECTIONS)]
+    return _propagation(along, [x.grad_out_rms for x in along], "backward")
 
 
 def _dead_units(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
@@ -271,6 +297,9 @@ def _weight_scale(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
 def _residual_growth(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
                      ) -> list[Finding]:
     stream = [x for x in layers if x.source == "add" and _ok(x.in_rms) and x.in_rms > 0]
+    # The first add is often a merge, not a residual add (token + position embeddings, before
+    # a post-norm model's first LayerNorm): measure from the first block's output on.
+    stream = stream[1:]
     if len(stream) < 3:
         return []
     first, last = stream[0], stream[-1]

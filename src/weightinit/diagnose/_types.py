@@ -67,7 +67,7 @@ class Finding:
 FINDING_KINDS = (
     "forward_vanishing", "forward_exploding", "backward_vanishing", "backward_exploding",
     "dead_units", "saturation", "symmetry", "dead_gradient", "uninitialized", "killing_bias",
-    "weight_scale", "residual_growth", "nonfinite",
+    "weight_scale", "residual_growth", "nonfinite", "zero_branches",
 )
 
 

@@ -256,13 +256,14 @@ def check_batch(batch: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
     for tensor in tensors:
         if tensor.numel() == 0:
             raise InitError(
-                f"`batch` has an empty tensor (shape {tuple(tensor.shape)}); LSUV needs samples."
+                f"`batch` has an empty tensor (shape {tuple(tensor.shape)}); measuring needs "
+                "samples."
             )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             raise InitError(
                 f"`batch` has {bad} NaN/Inf values (tensor of shape {tuple(tensor.shape)}); "
-                "LSUV needs finite inputs."
+                "the model must be measured on finite inputs."
             )
     return args, kwargs
 
