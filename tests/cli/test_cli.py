@@ -205,3 +205,20 @@ def test_plan_bad_shapes_are_usage_errors(net_file, capsys, shape):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--input-shape" in err[0]
+
+
+def test_json_stays_pure_when_the_users_module_prints(tmp_path, capsys):
+    path = tmp_path / "loud.py"
+    path.write_text(NET.replace("def build():", "print('hello from import')\n\n\ndef build():\n"
+                                "    print('building')"))
+    assert main(["plan", f"{path}:build", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["policy"] == "auto"
+    assert "hello from import" in captured.err and "building" in captured.err
+
+
+def test_demo_refuses_a_report_folder_under_a_file(capsys, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    assert main(["demo", "--quick", "--out", str(target / "sub")]) == 1
+    assert "is a file" in capsys.readouterr().err

@@ -68,8 +68,10 @@ def test_findings_are_one_line_each_with_their_number(full):
     assert all("\n" not in f["text"] for f in findings)
 
 
-def test_a_seed_gives_the_same_results():
+def test_a_seed_gives_the_same_results_and_leaves_the_global_rng_alone():
+    rng = torch.get_rng_state()
     first, second = run_demo(seed=3, quick=True), run_demo(seed=3, quick=True)
+    assert torch.equal(rng, torch.get_rng_state())
     for results in (first, second):
         results.pop("seconds")
         results.pop("findings")

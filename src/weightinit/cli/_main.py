@@ -4,6 +4,7 @@ become one line on stderr and a non-zero exit (2 for usage, 1 for refused input)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ def _cmd_gain(args: argparse.Namespace) -> int:
     value = gain(args.activation, mode=args.mode, params=params)
     if args.json:
         print(json.dumps({"activation": args.activation, "mode": args.mode,
-                          "params": params or {}, "gain": value}))
+                          "params": params or {}, "gain": value}), file=args.stdout)
     else:
         print(f"{value:.6f}")
     return 0
@@ -55,8 +56,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise InitError(f"`--seed` must be >= 0, got {args.seed}.")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InitError(f"--out {str(out)!r} is a file; give a folder for the report.")
+    for folder in (out, *out.parents):
+        if folder.exists() and not folder.is_dir():
+            raise InitError(f"--out {str(out)!r}: {str(folder)!r} is a file; give a folder "
+                            "for the report.")
     start = time.perf_counter()
     err = Console(stderr=True)
     columns = (TextColumn("{task.description:<44}"), BarColumn(), TextColumn("{task.completed}/"
@@ -72,7 +75,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     paths = save_demo(results, out)
     seconds = time.perf_counter() - start
     if args.json:
-        print(Path(paths["results"]).read_text(encoding="utf-8"))
+        print(Path(paths["results"]).read_text(encoding="utf-8"), file=args.stdout)
         return 0
     Console(width=args.width).print(summary_table(results))
     print(f"report: {paths['index']} (figures and results.json beside it); "
@@ -101,7 +104,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     plan = init_model(model, args.policy, seed=args.seed, example_inputs=inputs,
                       dry_run=not calibrated)
     if args.json:
-        print(plan.to_json())
+        print(plan.to_json(), file=args.stdout)
         return 0
     from rich.console import Console
 
@@ -163,7 +166,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         path = result.save_html(args.html)
         print(f"HTML report: {path}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(result.to_json())
+        print(result.to_json(), file=args.stdout)
     else:
         from rich.console import Console
 
@@ -297,9 +300,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("weightinit: error: a command is required (see `weightinit --help`)",
               file=sys.stderr)
         return 2
+    # With --json, stdout carries exactly one JSON document: whatever the user's module prints
+    # (at import, in its factory, in forward) goes to stderr instead.
+    args.stdout = sys.stdout
+    quiet = contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else (
+        contextlib.nullcontext())
     try:
-        code: int = args.run(args)
+        with quiet:
+            code: int = args.run(args)
     except InitError as exc:
         print(f"weightinit: error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, MemoryError, RuntimeError) as exc:  # a path, a size, a model torch refuses
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"weightinit: error: {type(exc).__name__}: {text}", file=sys.stderr)
         return 1
     return code

@@ -93,25 +93,32 @@ def demo_steps(quick: bool = False) -> int:
 
 def run_demo(*, seed: int = 0, quick: bool = False, progress: Progress | None = None
              ) -> dict[str, Any]:
-    """Run every experiment of the demo; one torch thread (restored afterwards)."""
+    """Run every experiment of the demo; one torch thread and the global RNG as they were
+    afterwards (nn.Linear's constructor draws from it; the keyed inits replace those values)."""
     start = time.perf_counter()
     step = progress or (lambda name: None)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        data = load_digits(seed=seed)
-        batch = data.x_train[:512]
-        results: dict[str, Any] = {"seed": seed, "quick": quick, "torch": torch.__version__,
-                                   "weightinit": __version__}
-        results["depth"] = _depth_study(batch, seed, quick, step)
-        results["training"] = _training_study(data, batch, seed, quick, step)
-        results["symmetry"] = _symmetry_study(data, batch, seed, quick, step,
-                                              results["training"])
-        results["beyond_relu"] = _beyond_relu(batch, seed, quick, step)
+        with torch.random.fork_rng(devices=[]):
+            results = _experiments(seed, quick, step)
     finally:
         torch.set_num_threads(threads)
     results["seconds"] = time.perf_counter() - start
     results["findings"] = _findings(results)
+    return results
+
+
+def _experiments(seed: int, quick: bool, step: Progress) -> dict[str, Any]:
+    data = load_digits(seed=seed)
+    batch = data.x_train[:512]
+    results: dict[str, Any] = {"seed": seed, "quick": quick, "torch": torch.__version__,
+                               "weightinit": __version__}
+    results["depth"] = _depth_study(batch, seed, quick, step)
+    results["training"] = _training_study(data, batch, seed, quick, step)
+    results["symmetry"] = _symmetry_study(data, batch, seed, quick, step,
+                                          results["training"])
+    results["beyond_relu"] = _beyond_relu(batch, seed, quick, step)
     return results
 
 
