@@ -335,3 +335,39 @@ def test_apply_refuses_meta_parameters():
     assert plan["2.weight"].activation == "relu"  # discovery runs on meta models too
     with pytest.raises(wi.InitError, match="meta device"):
         plan.apply(model)
+
+
+def test_a_tied_head_registered_first_still_gives_the_embedding_role():
+    class HeadFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(16, 50, bias=False)
+            self.embed = nn.Embedding(50, 16, padding_idx=0)
+            self.head.weight = self.embed.weight
+
+        def forward(self, ids):
+            return self.head(torch.relu(self.embed(ids)))
+
+    model = HeadFirst()
+    plan = wi.init_model(model)
+    assert len(plan) == 1
+    row = plan["head.weight"]
+    assert row.name == "embed.weight" and row.aliases == ("head.weight",)
+    assert row.role == "embedding" and row.spec == wi.Normal(std=1 / 4)
+    assert torch.equal(model.embed.weight[0], torch.zeros(16))  # the padding row
+
+
+def test_attention_key_and_value_projections_get_their_own_feeds():
+    class Cross(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v = nn.Linear(8, 16), nn.Linear(8, 6), nn.Linear(8, 10)
+            self.mha = nn.MultiheadAttention(16, 2, kdim=6, vdim=10, batch_first=True)
+
+        def forward(self, x):
+            return self.mha(self.q(x), torch.relu(self.k(x)), torch.tanh(self.v(x)))[0]
+
+    plan = wi.init_model(Cross(), example_inputs=(torch.randn(2, 5, 8),), dry_run=True)
+    assert plan["mha.q_proj_weight"].activation == "linear"
+    assert plan["mha.k_proj_weight"].activation == "relu"
+    assert plan["mha.v_proj_weight"].activation == "tanh"

@@ -352,8 +352,9 @@ class Discovery:
 
 
 def _feed_for(name: str, flow: Dataflow | None, graph: Graph | None,
-              modules: dict[str, nn.Module]) -> tuple[Feed, str]:
-    """What feeds module `name` on its first call, and a note on later calls or none."""
+              modules: dict[str, nn.Module], argument: int = 0) -> tuple[Feed, str]:
+    """What feeds module `name` (its `argument`-th tensor input) on its first call, and a
+    note on later calls or none."""
     if flow is None or graph is None:
         return UNKNOWN, ""
     if isinstance(modules.get(name), (nn.Embedding, nn.EmbeddingBag)):
@@ -362,7 +363,7 @@ def _feed_for(name: str, flow: Dataflow | None, graph: Graph | None,
     if calls:
         if not calls[0]:
             return UNKNOWN, "called without tensor inputs"
-        feed = flow.feed_of(calls[0][0])
+        feed = flow.feed_of(calls[0][min(argument, len(calls[0]) - 1)])
         if len(calls) == 1:
             return feed, ""
         others = sorted({flow.feed_of(c[0]).label for c in calls[1:] if c} - {feed.label})
@@ -422,15 +423,19 @@ def discover(model: nn.Module, example_inputs: object = None, *,
         flow = Dataflow(graph, model)
         if flow.n_residual:
             notes.append(f"{flow.n_residual} residual branches found.")
-    feeds: dict[str, tuple[Feed, str]] = {}
+    feeds: dict[tuple[str, int], tuple[Feed, str]] = {}
     infos: list[ParamInfo] = []
     types: list[type | None] = []
     row_notes: list[str] = []
     for slot in found:
         module = modules[slot.module]
-        if slot.module not in feeds:
-            feeds[slot.module] = _feed_for(slot.module, flow, graph, modules)
-        feed, note = feeds[slot.module]
+        # MultiheadAttention's separate k/v projections read the key and the value inputs.
+        argument = {"k_proj_weight": 1, "v_proj_weight": 2}.get(slot.attr, 0) if isinstance(
+            module, nn.MultiheadAttention) else 0
+        if (slot.module, argument) not in feeds:
+            feeds[(slot.module, argument)] = _feed_for(slot.module, flow, graph, modules,
+                                                       argument)
+        feed, note = feeds[(slot.module, argument)]
         is_weight = not slot.role.endswith("bias") and not slot.role.startswith("rnn.bias")
         residual = bool(flow is not None and is_weight and slot.role != "embedding"
                         and slot.module in flow.residual_ends)

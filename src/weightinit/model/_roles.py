@@ -152,13 +152,20 @@ def slots(model: nn.Module) -> list[Slot]:
     result = []
     for pid in order:
         entries = owners[pid]
-        # The canonical owner: the first module whose role is understood, else the first.
-        ranked = sorted(entries, key=lambda e: _role(e[3], e[1], e[2], tuple(params[pid].shape))
-                        [0] == "unknown")
+        # The canonical owner: an embedding when an embedding is tied to an output layer
+        # (its padding row and role belong to the table), else the first module whose role
+        # is understood, else the first.
+        shape = tuple(params[pid].shape)
+
+        def rank(entry: tuple[str, str, str, nn.Module], shape: tuple[int, ...] = shape) -> int:
+            role = _role(entry[3], entry[1], entry[2], shape)[0]
+            return 0 if role in ("embedding", "pos_embedding") else 2 if role == "unknown" else 1
+
+        ranked = sorted(entries, key=rank)
         full, module_name, attr, module = ranked[0]
         shape = tuple(params[pid].shape)
         role, fans, gates = _role(module, module_name, attr, shape)
-        names = [e[0] for e in entries]
+        names = [full] + [e[0] for e in entries if e[0] != full]
         result.append(Slot(
             name=names[0], aliases=tuple(names[1:]), module=module_name, attr=attr,
             layer=type(module).__name__, role=role, fans=fans, shape=shape,
