@@ -45,5 +45,17 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def number(value: float | None, digits: int = 4) -> str:
+    """`digits` significant digits; "-" for a missing value, "nan" / "inf" / "-inf" for
+    broken ones."""
+    if value is None:
+        return "-"
+    if value != value:  # NaN
+        return "nan"
+    if value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{digits}g}"
+
+
 def escape(text: object) -> str:
     return html.escape(str(text), quote=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InitError
-from .._render import CSP, data_uri, escape, new_figure, png_bytes
+from .._render import CSP, data_uri, escape, new_figure, number, png_bytes
 from ._types import SEVERITIES, Diagnosis, Finding, LayerStats, Severity
 
 if TYPE_CHECKING:
@@ -32,13 +32,7 @@ _MAX_HISTOGRAMS = 12
 
 def _num(value: float | None) -> str:
     """4 significant digits; "-" for a missing value, "nan" / "inf" / "-inf" for broken ones."""
-    if value is None:
-        return "-"
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.4g}"
+    return number(value, 4)
 
 
 def _percent(fraction: float | None) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InitError
-from .._render import CSP, data_uri, escape, new_figure, png_bytes
+from .._render import CSP, data_uri, escape, new_figure, number, png_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -73,14 +73,7 @@ def _float(value: Any) -> float | None:
 
 def _num(value: Any, digits: int = 3) -> str:
     """`digits` significant digits; "-" for a missing value, "nan" / "inf" for broken ones."""
-    number = _float(value)
-    if number is None:
-        return "-"
-    if math.isnan(number):
-        return "nan"
-    if math.isinf(number):
-        return "inf" if number > 0 else "-inf"
-    return f"{number:.{digits}g}"
+    return number(_float(value), digits)
 
 
 def _seconds(value: Any) -> str:
