@@ -59,3 +59,24 @@ def number(value: float | None, digits: int = 4) -> str:
 
 def escape(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def page(title: str, css: str, body: str) -> str:
+    """One self-contained HTML page: `title` escaped here, `css` and `body` already safe,
+    under the CSP above."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{escape(CSP)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
+<style>
+{css}
+</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InitError
-from .._render import CSP, data_uri, escape, new_figure, number, png_bytes
+from .._render import data_uri, escape, new_figure, number, page, png_bytes
 from ._types import SEVERITIES, Diagnosis, Finding, LayerStats, Severity
 
 if TYPE_CHECKING:
@@ -300,7 +300,6 @@ td.n{text-align:right;white-space:nowrap}
 tr.error td.name{color:#c62828;font-weight:600}tr.warning td.name{color:#b26a00;font-weight:600}
 """.strip()
 
-_CSP = CSP
 _e = escape
 
 
@@ -354,19 +353,7 @@ def to_html(d: Diagnosis) -> str:
                 or "<p>No findings.</p>")
     notes = ("<h2>Notes</h2>\n<ul>" + "".join(f"<li>{_e(n)}</li>" for n in d.notes) + "</ul>"
              if d.notes else "")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>weightinit diagnose: {_e(status)}</title>
-<style>
-{_CSS}
-</style>
-</head>
-<body>
-<header class="s-{_e(key)}">
+    return page(f"weightinit diagnose: {status}", _CSS, f"""<header class="s-{_e(key)}">
 <h1>weightinit diagnose: {_e(status)}</h1>
 <p>{_e(_loss_line(d))}</p>
 </header>
@@ -389,10 +376,7 @@ each panel has its own x range.</figcaption>
 </figure>
 <h2>Layers</h2>
 {_layers_html(d)}
-</main>
-</body>
-</html>
-"""
+</main>""")
 
 
 def save_html(d: Diagnosis, path: str | os.PathLike[str]) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InitError
-from .._render import CSP, data_uri, escape, new_figure, number, png_bytes
+from .._render import data_uri, escape, new_figure, number, page, png_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -381,7 +381,6 @@ code{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-siz
 .refs{color:#555;font-size:.85rem}
 """.strip()
 
-_CSP = CSP
 _e = escape
 _data_uri = data_uri
 
@@ -599,19 +598,7 @@ def demo_html(results: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
     sections = "\n".join((_symmetry_section(results), _depth_section(results, uris["depth"]),
                           _training_section(results, uris["training"]),
                           _beyond_relu_section(results, uris["beyond_relu"])))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>weightinit demo: what initialization does</title>
-<style>
-{_CSS}
-</style>
-</head>
-<body>
-<header>
+    return page("weightinit demo: what initialization does", _CSS, f"""<header>
 <h1>weightinit demo: what initialization does</h1>
 <p>{_e(_run_line(results))}</p>
 </header>
@@ -624,10 +611,7 @@ def demo_html(results: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
 <p class="refs">Every number on this page is in <code>results.json</code>, which
 <code>weightinit demo</code> writes next to it.</p>
 {_REFERENCES}
-</main>
-</body>
-</html>
-"""
+</main>""")
 
 
 # --- files ---------------------------------------------------------------------------------
