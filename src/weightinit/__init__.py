@@ -21,6 +21,7 @@ from .model import PlanRow as PlanRow
 from .model import Policy as Policy
 from .model import Rule as Rule
 from .model import init_model as init_model
+from .model import materialize as materialize
 from .random import derive_key as derive_key
 from .random import fill_keyed_ as fill_keyed_
 from .schemes import BlockConstant as BlockConstant
@@ -98,5 +99,6 @@ __all__ = [
     "gain",
     "init_model",
     "lsuv",
+    "materialize",
     "spec_from_dict",
 ]

@@ -2,6 +2,7 @@
 return the plan."""
 
 from ._dataflow import Feed as Feed
+from ._materialize import materialize as materialize
 from ._plan import InitPlan as InitPlan
 from ._plan import PlanRow as PlanRow
 from ._plan import init_model as init_model
@@ -12,4 +13,4 @@ from ._policy import Rule as Rule
 from ._roles import ROLES as ROLES
 
 __all__ = ["PRESETS", "ROLES", "Feed", "InitPlan", "ParamInfo", "PlanRow", "Policy", "Rule",
-           "init_model"]
+           "init_model", "materialize"]

@@ -289,6 +289,41 @@ REAL_FIRST_BELOW = 1 << 24
 milliseconds there, while the meta device's first use imports torch._dynamo (about 2 s)."""
 
 
+def is_dtensor(tensor: object) -> bool:
+    """Whether `tensor` is a torch.distributed DTensor (without importing torch.distributed
+    for models that have none)."""
+    return any(cls.__name__ == "DTensor" and cls.__module__.startswith("torch.distributed")
+               for cls in type(tensor).__mro__)
+
+
+def _meta_like(tensor: torch.Tensor) -> torch.Tensor:
+    """A meta tensor of `tensor`'s logical shape: a DTensor's global shape, not its shard."""
+    if is_dtensor(tensor):
+        return torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
+    return torch.empty_like(tensor, device="meta")
+
+
+@contextlib.contextmanager
+def without_forward_hooks(model: nn.Module) -> Iterator[None]:
+    """Hide every module's forward hooks for the duration: FSDP2's and tensor parallelism's
+    hooks would gather shards or redistribute activations, which a probe on global-shape meta
+    tensors must not do."""
+    kinds = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
+             "_forward_hooks_with_kwargs", "_forward_hooks_always_called")
+    saved = []
+    for module in model.modules():
+        for kind in kinds:
+            hooks = getattr(module, kind, None)
+            if hooks:
+                saved.append((module, kind, hooks))
+                setattr(module, kind, type(hooks)())
+    try:
+        yield
+    finally:
+        for module, kind, hooks in saved:
+            setattr(module, kind, hooks)
+
+
 def _trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Graph, str]:
     """Record one forward pass without side effects, in one of two ways, the other as the
     fallback: on the meta device (parameters and buffers swapped for meta tensors for the
@@ -311,7 +346,7 @@ def _trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
     small = on_cpu and sum(p.numel() for p in params.values()) < REAL_FIRST_BELOW
 
     def on_meta() -> Graph:
-        meta = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
+        meta = {name: _meta_like(t) for name, t in state.items()}
         return record(model, _to_meta(args), _to_meta(kwargs), run_with(meta))[0]
 
     def for_real() -> Graph:
@@ -325,17 +360,30 @@ def _trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
     ways: list[tuple[str, Callable[[], Graph]]] = [("meta", on_meta), ("real", for_real)]
     if small:
         ways.reverse()
+    sharded = any(is_dtensor(t) for t in state.values())
+    if sharded:  # a shard's values are not the tensor's: only the meta probe can see the model
+        ways = ways[:1] if ways[0][0] == "meta" else ways[1:]
+    hooks = without_forward_hooks(model) if sharded or _has_fsdp(model) else (
+        contextlib.nullcontext())
     devices = sorted({t.device.index or 0 for t in state.values() if t.device.type == "cuda"})
-    with _eval_mode(model), warnings.catch_warnings(), torch.random.fork_rng(devices=devices):
+    with _eval_mode(model), warnings.catch_warnings(), torch.random.fork_rng(devices=devices), \
+            hooks:
         warnings.simplefilter("ignore")  # the probe's warnings are not the user's
         try:
             return ways[0][1](), ways[0][0]
         except Exception as first:  # e.g. data-dependent code on meta
+            if len(ways) == 1:
+                raise
             try:
                 return ways[1][1](), ways[1][0]
             except Exception as second:
                 # Say what the real pass said: a meta tensor's complaint explains nothing.
                 raise (first if ways[0][0] == "real" else second) from None
+
+
+def _has_fsdp(model: nn.Module) -> bool:
+    return any(cls.__name__ == "FSDPModule" for module in model.modules()
+               for cls in type(module).__mro__)
 
 
 def _tensors_in(tree: Any) -> list[torch.Tensor]:

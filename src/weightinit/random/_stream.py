@@ -288,7 +288,7 @@ def check_seed(seed: object) -> int:
     return seed
 
 
-def _choose_backend(backend: Backend, numel: int) -> Literal["eager", "compiled"]:
+def choose_backend(backend: Backend, numel: int) -> Literal["eager", "compiled"]:
     check_choice("backend", backend, ("auto", "eager", "compiled"))
     if backend != "auto":
         return backend
@@ -455,7 +455,7 @@ def fill_keyed_(
     region = Region.of(tensor.shape, global_shape, offset)
     if tensor.numel() == 0:
         return tensor
-    compiled = _choose_backend(backend, tensor.numel()) == "compiled"
+    compiled = choose_backend(backend, tensor.numel()) == "compiled"
     if chunk is None:
         chunk = COMPILED_CHUNK if compiled else CHUNK
     device = tensor.device

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from .._errors import InitError, InitWarning, did_you_mean
-from ..random import FLOAT_DTYPES, Region, check_seed, fill_keyed_, kernel_params
+from ..random import FLOAT_DTYPES, Backend, Region, check_seed, fill_keyed_, kernel_params
 from ..theory import Fans, infer_fans
 
 Kind = Literal["uniform", "normal", "truncated_normal"]
@@ -124,6 +124,7 @@ class Spec:
         key: str | None = None,
         global_shape: Sequence[int] | None = None,
         offset: Sequence[int] | None = None,
+        backend: Backend = "auto",
     ) -> torch.Tensor:
         """Fill `tensor` in place (under no_grad) and return it.
 
@@ -141,6 +142,8 @@ class Spec:
             generator: a torch.Generator, for the non-keyed path.
             seed, key: select the keyed stream; `key` is usually the parameter's name.
             global_shape, offset: the logical tensor and where `tensor` sits in it.
+            backend: the keyed kernels, ``"eager"``, ``"compiled"`` or ``"auto"`` (see
+                `wi.fill_keyed_`); the values are the same bits either way.
 
         Raises:
             InitError: a non-floating tensor, conflicting arguments, a region outside
@@ -199,7 +202,8 @@ class Spec:
                 if key is None:
                     return _sample_with_generator(tensor, kind, params, generator)
                 return fill_keyed_(tensor, kind, params, seed=seed or 0, key=key,
-                                   global_shape=region.global_shape, offset=region.offset)
+                                   global_shape=region.global_shape, offset=region.offset,
+                                   backend=backend)
             draw = (_draw_with_generator(shape, tensor.device, generator) if key is None
                     else _draw_keyed(shape, tensor.device, seed or 0, key))
             full = self._full(shape, resolved, draw)

@@ -9,6 +9,10 @@ from ._digits import TrainResult as TrainResult
 from ._digits import load_digits as load_digits
 from ._digits import mlp as mlp
 from ._digits import train as train
+from ._gpt import GPT as GPT
+from ._gpt import GPT_1_3B as GPT_1_3B
+from ._gpt import GPTConfig as GPTConfig
+from ._gpt import gpt as gpt
 
-__all__ = ["RECIPE", "Digits", "TrainResult", "demo_steps", "initialize", "load_digits", "mlp",
-           "run_demo", "train"]
+__all__ = ["GPT", "GPT_1_3B", "RECIPE", "Digits", "GPTConfig", "TrainResult", "demo_steps",
+           "gpt", "initialize", "load_digits", "mlp", "run_demo", "train"]

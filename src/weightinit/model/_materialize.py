@@ -1,0 +1,340 @@
+"""`materialize`: allocate a meta-device model (plain, FSDP2 or DTensor) and fill only what this
+rank holds, bit-identical to `init_model` in one process.
+
+Every parameter is filled from the keyed stream of (seed, its qualified name) at the global
+indices of the elements this rank holds: a DTensor's local shard is a box of the global tensor
+(its offsets come from the mesh coordinate and the placements), so each rank fills exactly that
+slice of what one process would fill. Fans come from the plan, which is built from the global
+shapes. Joint schemes (Orthogonal, ...) build the whole matrix on every rank and keep the slice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._errors import InitError, did_you_mean
+from ..random import check_seed, choose_backend
+from ..schemes import Spec
+from ._plan import InitPlan, PlanRow, build_plan, discover, is_dtensor
+from ._policy import CALIBRATORS, resolve_policy
+
+
+def _is_meta(tensor: torch.Tensor) -> bool:
+    return bool(tensor.is_meta) or (is_dtensor(tensor) and bool(_local(tensor).is_meta))
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """A DTensor's local shard as a plain tensor sharing its memory."""
+    return tensor._local_tensor if is_dtensor(tensor) else tensor  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where one parameter's local values go: `local` holds the box of the global tensor that
+    starts at `offset`."""
+
+    row: PlanRow
+    local: torch.Tensor
+    offset: tuple[int, ...]
+
+
+def _shard_box(name: str, param: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(local shape, global offset) of a DTensor's shard, or InitError for placements whose
+    shard is not a box of the global tensor."""
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    placements = tuple(param.placements)  # type: ignore[attr-defined]
+    for placement in placements:
+        if not (type(placement) is Shard or isinstance(placement, Replicate)):
+            raise InitError(
+                f"Parameter {name!r} (shape {tuple(param.shape)}) has placements {placements}: "
+                f"its local part under {placement} is not one rectangular slice of the tensor, "
+                "so it cannot be filled from the global stream. materialize supports Shard(d) "
+                "and Replicate on any mesh (FSDP2, tensor parallelism): lay the parameter out "
+                "with those, materialize, then redistribute it."
+            )
+    shape, offset = compute_local_shape_and_global_offset(
+        param.shape, param.device_mesh, placements)  # type: ignore[attr-defined]
+    return tuple(int(d) for d in shape), tuple(int(o) for o in offset)
+
+
+def _device(device: object) -> torch.device:
+    try:
+        resolved: torch.device = torch.device(device)  # type: ignore[call-overload]
+    except (RuntimeError, TypeError):
+        raise InitError(
+            f"`device` must be a torch.device or a device string such as 'cpu' or 'cuda:0', "
+            f"got {device!r}."
+        ) from None
+    if resolved.type == "meta":
+        raise InitError(
+            "`device` is 'meta': materialize allocates real memory; pass the device the model "
+            "should live on, e.g. device='cpu' or device='cuda'."
+        )
+    return resolved
+
+
+# --- buffers ------------------------------------------------------------------------------------
+@dataclass
+class _MetaBuffer:
+    name: str
+    module: nn.Module
+    attr: str
+    original: torch.Tensor
+    allocated: torch.Tensor | None = None
+    version: int = 0
+
+
+def _meta_buffers(model: nn.Module) -> list[_MetaBuffer]:
+    found: list[_MetaBuffer] = []
+    seen: set[int] = set()
+    for module_name, module in model.named_modules():
+        for attr, buffer in module._buffers.items():
+            if buffer is None or id(buffer) in seen or not _is_meta(buffer):
+                continue
+            seen.add(id(buffer))
+            found.append(_MetaBuffer(f"{module_name}.{attr}" if module_name else attr, module,
+                                     attr, buffer))
+    return found
+
+
+def _hf_initializer(model: nn.Module, module_name: str) -> Callable[[nn.Module], None] | None:
+    """The `_init_weights` of the outermost transformers model above `module_name`: it knows
+    how to recompute the buffers of its modules (rotary inv_freq, ...)."""
+    parts = module_name.split(".") if module_name else []
+    for cut in range(len(parts) + 1):
+        owner = model.get_submodule(".".join(parts[:cut]))
+        init = getattr(owner, "_init_weights", None)
+        if callable(init) and type(owner).__module__.startswith("transformers."):
+            return init  # type: ignore[no-any-return]
+    return None
+
+
+def _recipe(model: nn.Module, module_name: str, module: nn.Module) -> tuple[
+        str, Callable[[], object]] | None:
+    """How `module`'s own code recomputes its buffers, or None."""
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return "reset_running_stats()", module.reset_running_stats
+    hf = _hf_initializer(model, module_name)
+    if hf is not None:
+        return "transformers' _init_weights", lambda: hf(module)
+    reset = getattr(module, "reset_parameters", None)
+    if callable(reset):
+        return f"{type(module).__name__}.reset_parameters()", reset
+    return None
+
+
+def _written(buffer: _MetaBuffer) -> bool:
+    current = buffer.module._buffers.get(buffer.attr)
+    if current is None or _is_meta(current):
+        return False
+    return current is not buffer.allocated or current._version > buffer.version
+
+
+def _materialize_buffers(model: nn.Module, device: torch.device,
+                         given: Mapping[str, torch.Tensor]) -> list[str]:
+    """Allocate every meta buffer on `device` and have its module recompute it; all of them, or
+    InitError with every buffer put back on meta. Returns notes on what was done."""
+    buffers = _meta_buffers(model)
+    by_name = {b.name: b for b in buffers}
+    for name, value in given.items():
+        if name not in by_name:
+            raise InitError(
+                f"`buffers` names {name!r}, which is not a meta-device buffer of the model."
+                f"{did_you_mean(name, by_name)} Meta buffers: "
+                f"{', '.join(by_name) if by_name else 'none'}."
+            )
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(
+                by_name[name].original.shape) or value.is_meta:
+            raise InitError(
+                f"`buffers[{name!r}]` must be a tensor with values of shape "
+                f"{tuple(by_name[name].original.shape)}, got "
+                f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}"
+                "."
+            )
+    modules = dict(model.named_modules())
+    owners = {id(m): name for name, m in modules.items()}
+    how: dict[str, list[str]] = {}
+    failed: list[str] = []
+    try:
+        with torch.no_grad():
+            pending: dict[int, list[_MetaBuffer]] = {}
+            for buffer in buffers:
+                if buffer.name in given:
+                    value = given[buffer.name].detach().to(device=device,
+                                                           dtype=buffer.original.dtype).clone()
+                    buffer.module._buffers[buffer.attr] = value
+                    buffer.allocated = value
+                    how.setdefault("given in `buffers`", []).append(buffer.name)
+                    continue
+                allocated = torch.empty_like(buffer.original, device=device)
+                buffer.module._buffers[buffer.attr] = allocated
+                buffer.allocated, buffer.version = allocated, allocated._version
+                pending.setdefault(id(buffer.module), []).append(buffer)
+            for mine in pending.values():
+                module = mine[0].module
+                recipe = _recipe(model, owners[id(module)], module)
+                why = f"{type(module).__name__} has no reset_parameters()"
+                if recipe is not None:
+                    label, run = recipe
+                    try:
+                        run()
+                        why = f"{label} did not set it"
+                    except Exception as exc:
+                        why = f"{label} raised {type(exc).__name__}: {exc}"
+                for buffer in mine:
+                    if _written(buffer):
+                        how.setdefault(recipe[0] if recipe else "", []).append(buffer.name)
+                    else:
+                        failed.append(f"{buffer.name!r} (shape {tuple(buffer.original.shape)}; "
+                                      f"{why})")
+        if failed:
+            raise InitError(
+                f"Buffer{'s' if len(failed) > 1 else ''} {', '.join(failed[:5])}"
+                f"{f' and {len(failed) - 5} more' if len(failed) > 5 else ''} would stay "
+                "uninitialized: built on the meta device, they have no values, and their "
+                "module's code does not recompute them. Give the module a reset_parameters() "
+                "that sets them, pass buffers={name: tensor}, or create them with an explicit "
+                "device= in __init__. Nothing was changed."
+            )
+    except BaseException:
+        for buffer in buffers:
+            buffer.module._buffers[buffer.attr] = buffer.original
+        raise
+    return [f"Buffers recomputed by {label}: {', '.join(names)}." for label, names in how.items()]
+
+
+# --- parameters ---------------------------------------------------------------------------------
+def _targets(plan: InitPlan, params: Mapping[str, torch.Tensor]) -> list[_Target]:
+    targets = []
+    for row in plan.rows:
+        if row.spec is None:
+            continue
+        param = params[row.name]
+        if is_dtensor(param):
+            shape, offset = _shard_box(row.name, param)
+            local = _local(param)
+            if tuple(local.shape) != shape:
+                raise InitError(
+                    f"Parameter {row.name!r}: its local shard has shape {tuple(local.shape)}, "
+                    f"its placements say {shape}; weightinit cannot tell which slice it holds."
+                )
+        else:
+            local, offset = param, (0,) * param.dim()
+        targets.append(_Target(row, local, offset))
+    return targets
+
+
+def _fill(target: _Target, seed: int, backend: str) -> None:
+    row, local = target.row, target.local
+    spec: Spec = row.spec  # type: ignore[assignment]
+    if local.numel() == 0:
+        return
+    spec.fill_(local, fans=row.fans if spec.needs_fans else None, seed=seed, key=row.name,
+               global_shape=row.shape, offset=target.offset,
+               backend=backend)  # type: ignore[arg-type]
+    if row.padding_idx is not None:
+        index = row.padding_idx - target.offset[0]
+        if 0 <= index < local.shape[0]:
+            local[index] = 0
+
+
+def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
+                policy: Any = "auto", example_inputs: object = None,
+                buffers: Mapping[str, torch.Tensor] | None = None) -> InitPlan:
+    """Allocate a model built on the meta device and initialize it by `policy`, filling only
+    what this process holds: plain parameters whole, a DTensor's (FSDP2's, tensor
+    parallelism's) local shard only, at its global offsets. The assembled model equals
+    ``wi.init_model(model, policy, seed=seed)`` on one process, bit for bit, whatever the mesh
+    and placements.
+
+    Discovery runs on the meta device with the global shapes (FSDP2's and tensor parallelism's
+    forward hooks are hidden for it, so nothing is gathered). Buffers on meta are recomputed by
+    their module's own code: BatchNorm's ``reset_running_stats()``, transformers'
+    ``_init_weights`` (rotary ``inv_freq``), or the module's ``reset_parameters()``; a buffer
+    none of them sets is refused by name. Parameters and buffers already allocated stay where
+    they are; parameters are (re)initialized like the rest.
+
+    Fills run on torch's intra-op threads (``torch.set_num_threads``); a model of 2**28
+    elements or more uses the compiled keyed kernels (same bits; ``WEIGHTINIT_COMPILE=0/1``
+    overrides). Memory: the model's local bytes plus one kernel chunk (2**22 elements);
+    joint schemes (Orthogonal) build their whole matrix once per rank.
+
+    Args:
+        model: an ``nn.Module`` whose parameters are on the meta device, possibly wrapped by
+            ``fully_shard`` or holding DTensors (Shard(d)/Replicate, any mesh).
+        device: where to allocate, e.g. ``"cpu"`` or ``"cuda"``.
+        seed: selects the keyed streams, as in `init_model`.
+        policy: as in `init_model` (data-driven policies such as ``"lsuv"`` need a real
+            model: materialize first, then run `wi.lsuv`).
+        example_inputs: inputs for discovery, as in `init_model`.
+        buffers: values for meta buffers that no module code recomputes, by qualified name.
+
+    Returns:
+        The `InitPlan`; its notes say what was allocated and how buffers were recomputed.
+
+    Raises:
+        InitError: a bad argument, an unsupported placement, or a buffer that would stay
+            uninitialized. Nothing is allocated then.
+    """
+    if not isinstance(model, nn.Module):
+        raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    target_device = _device(device)
+    seed = check_seed(seed)
+    if isinstance(policy, str) and policy in CALIBRATORS:
+        raise InitError(
+            f"Policy {policy!r} calibrates on data, which needs allocated weights: materialize "
+            f"with policy='auto' first, then run wi.{policy}(model, batch)."
+        )
+    resolved = resolve_policy(policy)
+    if buffers is not None and not isinstance(buffers, Mapping):
+        raise InitError(f"`buffers` must be a dict of buffer name -> tensor, got {buffers!r}.")
+    params = dict(model.named_parameters(remove_duplicate=False))
+    for name, param in params.items():
+        if is_dtensor(param):
+            _shard_box(name, param)  # refuse unsupported placements before anything changes
+    found, notes = discover(model, example_inputs)
+    plan = build_plan(found, notes, resolved, seed)
+    notes = list(plan.notes)
+    notes += _materialize_buffers(model, target_device, dict(buffers or {}))
+
+    meta_params = sum(1 for p in set(params.values()) if _is_meta(p))
+
+    def allocate(tensor: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(tensor, device=target_device) if _is_meta(tensor) else tensor
+
+    sites: dict[int, list[tuple[nn.Module, str]]] = {}
+    for module in model.modules():
+        for attr, tensor in module._parameters.items():
+            if tensor is not None:
+                sites.setdefault(id(tensor), []).append((module, attr))
+    # Module._apply, as to_empty uses it: FSDP2 re-points its sharded storage afterwards.
+    model._apply(allocate)  # type: ignore[no-untyped-call]
+    for group in sites.values():  # _apply gives each site of a tied meta parameter its own copy
+        owner, attr = group[0]
+        for module, other in group[1:]:
+            module._parameters[other] = owner._parameters[attr]
+    params = dict(model.named_parameters(remove_duplicate=False))
+    targets = _targets(plan, params)
+    local = sum(t.local.numel() for t in targets)
+    backend = choose_backend("auto", local)
+    with torch.no_grad():
+        for target in targets:
+            _fill(target, seed, backend)
+    left = [name for name, t in [*model.named_parameters(remove_duplicate=False),
+                                 *model.named_buffers(remove_duplicate=False)] if _is_meta(t)]
+    if left:
+        raise InitError(f"Still on the meta device after materialize: {', '.join(left[:5])}.")
+    total = sum(math.prod(row.shape) for row in plan.rows if row.spec is not None)
+    notes.append(
+        f"Materialized on {target_device}: {meta_params} meta parameters allocated; filled "
+        f"{local:,} local elements of {total:,} ({backend} keyed kernels)."
+    )
+    return InitPlan(plan.rows, seed=plan.seed, policy=plan.policy, notes=notes)
