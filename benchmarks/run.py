@@ -1,7 +1,8 @@
 """`make bench`: weightinit's keyed fills against torch's own initializers, `wi.lsuv` against
 the PyPI `lsuv` package (installed only for the benchmark: benchmarks/requirements-lsuv.txt),
-and `wi.diagnose` against a plain forward + backward on the same model and batch, measured in
-one run.
+and `wi.diagnose` against a plain forward + backward on the same model and batch, and
+`wi.materialize` of a 1.3e9-parameter GPT built on the meta device against torch's default
+construction of the same model (time and peak RSS, fresh processes), measured in one run.
 
 Prints medians of --reps runs and ratios against the baseline measured in the same run. The
 machines are noisy: quote ratios, and never turn these into test assertions.
@@ -323,13 +324,110 @@ def _diagnose_cold_start(threads: int) -> dict[str, float]:
     return result
 
 
+_CONSTRUCT = """
+import json, os, resource, sys, time
+import torch
+import weightinit as wi
+from weightinit.studies import GPT, GPTConfig, gpt
+torch.set_num_threads({threads})
+config = GPTConfig(**{config})
+warm = 0.0
+if "{how}" == "materialize":
+    # Compile the keyed kernels and import the meta-device machinery on a tiny model first:
+    # once per process (torch caches the compiled code on disk), not part of the timing.
+    begin = time.perf_counter()
+    os.environ["WEIGHTINIT_COMPILE"] = "1"
+    with torch.device("meta"):
+        tiny = gpt(vocab=97, context=16, width=32, layers=1, heads=4)
+    wi.materialize(tiny, device="cpu")
+    del os.environ["WEIGHTINIT_COMPILE"]
+    warm = time.perf_counter() - begin
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+begin = time.perf_counter()
+if "{how}" == "materialize":
+    with torch.device("meta"):
+        model = GPT(config)
+    wi.materialize(model, device="cpu", seed=0)
+else:
+    model = GPT(config)
+seconds = time.perf_counter() - begin
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+print(json.dumps({{"seconds": seconds, "rss_before": before, "peak_rss": peak,
+                  "model_bytes": model_bytes, "warmup": warm}}))
+"""
+
+
+def _construct(how: str, config: dict[str, int], threads: int) -> dict[str, float]:
+    """Build the GPT in a fresh interpreter (so that peak RSS is this model's alone): torch's
+    default construction, or on the meta device and then wi.materialize."""
+    code = _CONSTRUCT.format(how=how, config=config, threads=threads)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def bench_materialize(config: dict[str, int], threads: int, reps: int) -> dict[str, object]:
+    from weightinit.studies import GPTConfig
+
+    n_params = GPTConfig(**config).n_params
+    print(f"  model: {n_params / 1e9:.2f}e9 parameters (float32, {n_params * 4 / 2**30:.2f} "
+          f"GiB), {reps} fresh processes each", flush=True)
+    runs: dict[str, list[dict[str, float]]] = {"default": [], "materialize": []}
+    for _ in range(reps):
+        for how in runs:
+            runs[how].append(_construct(how, config, threads))
+    summary: dict[str, object] = {"n_params": n_params, "runs": runs}
+    for how, label in (("default", "torch default construction (CPU)"),
+                       ("materialize", "meta + wi.materialize(device='cpu')")):
+        seconds = statistics.median(r["seconds"] for r in runs[how])
+        peak = statistics.median(r["peak_rss"] for r in runs[how])
+        grown = statistics.median(r["peak_rss"] - r["rss_before"] for r in runs[how])
+        model_bytes = runs[how][0]["model_bytes"]
+        summary[how] = {"seconds": seconds, "mparams_per_s": n_params / seconds / 1e6,
+                        "peak_rss_over_model": peak / model_bytes,
+                        "rss_growth_over_model": grown / model_bytes}
+        print(f"  {label:<40} {seconds:>6.2f} s  {n_params / seconds / 1e6:>6.1f} Mparams/s  "
+              f"peak RSS {peak / model_bytes:.3f}x model bytes (growth {grown / model_bytes:.3f}x)",
+              flush=True)
+    ratio = summary["default"]["seconds"] / summary["materialize"]["seconds"]  # type: ignore
+    summary["speedup"] = ratio
+    warm = statistics.median(r["warmup"] for r in runs["materialize"])
+    print(f"  materialize is {ratio:.2f}x as fast as default construction "
+          f"(its one-off kernel compile/warm-up, not timed: {warm:.1f} s)", flush=True)
+    throughput = {}
+    x = torch.empty(1 << 27)
+    x.zero_()
+    fill_keyed_(x[:1 << 20], "normal", (0.0, 1.0), seed=0, key="warm", backend="compiled")
+    previous = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            seconds = _median_seconds(lambda: fill_keyed_(
+                x, "normal", (0.0, 0.02), seed=0, key="w", backend="compiled"), reps)
+            throughput[count] = x.numel() / seconds / 1e6
+            print(f"  keyed normal fill (compiled), {count} thread{'s' if count > 1 else ''}: "
+                  f"{throughput[count]:.1f} Melem/s", flush=True)
+    finally:
+        torch.set_num_threads(previous)
+    summary["keyed_fill_melem_per_s"] = throughput
+    return summary
+
+
+GPT_SIZES = {"1.3b": {"vocab": 50257, "context": 1024, "width": 2048, "layers": 24, "heads": 16},
+             "124m": {"vocab": 50257, "context": 1024, "width": 768, "layers": 12, "heads": 12}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--numel", type=int, default=1 << 28, help="elements (default 2**28)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per timing (median)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--only", choices=("fills", "lsuv", "diagnose"),
+    parser.add_argument("--gpt", choices=tuple(GPT_SIZES), default="1.3b",
+                        help="the GPT for the materialize section (default 1.3b: 5 GB)")
+    parser.add_argument("--only", choices=("fills", "lsuv", "diagnose", "materialize"),
                         help="run one section (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -349,6 +447,11 @@ def main() -> int:
         print("diagnose: wi.diagnose vs a plain forward + backward (same model and batch):",
               flush=True)
         results["diagnose"] = bench_diagnose(args.reps)
+    if args.only in (None, "materialize"):
+        print(f"materialize: a GPT ({args.gpt}) built on meta and materialized vs torch's "
+              "default construction:", flush=True)
+        results["materialize"] = bench_materialize(GPT_SIZES[args.gpt], args.threads,
+                                                   args.reps)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)

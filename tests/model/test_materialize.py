@@ -268,6 +268,30 @@ def test_bad_buffer_value_is_refused():
     assert all_meta(model)
 
 
+class Scaled(nn.Module):
+    """A bare nn.Parameter weightinit has no role for: "auto" keeps it as it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.scale = nn.Parameter(torch.ones(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * self.scale
+
+
+def test_a_kept_meta_parameter_is_refused_and_a_rule_fixes_it():
+    model = on_meta(Scaled)
+    with pytest.raises(wi.InitError) as info:
+        wi.materialize(model, device="cpu")
+    assert "'scale' (shape (4,), role 'unknown') would be allocated but not filled" in str(
+        info.value)
+    assert all_meta(model)
+    policy = wi.Policy([wi.Rule(wi.Ones(), name="scale"), wi.Policy.preset("auto")])
+    wi.materialize(model, device="cpu", policy=policy)
+    assert torch.equal(model.scale, torch.ones(4)) and no_meta(model)
+
+
 def test_not_a_module_is_refused():
     with pytest.raises(wi.InitError, match=r"`model` must be a torch\.nn\.Module"):
         wi.materialize("gpt", device="cpu")  # type: ignore[arg-type]

@@ -10,7 +10,9 @@ shapes. Joint schemes (Orthogonal, ...) build the whole matrix on every rank and
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +81,31 @@ def _device(device: object) -> torch.device:
             "should live on, e.g. device='cpu' or device='cuda'."
         )
     return resolved
+
+
+_HUGE_PAGE = 2 << 20
+_MADV_HUGEPAGE = 14
+
+
+def _advise_huge_pages(tensor: torch.Tensor) -> None:
+    """Ask Linux to back a fresh CPU allocation with transparent huge pages (what torch does
+    for every allocation under THP_MEM_ALLOC_ENABLE=1): the fills then fault in 2 MB at a time
+    instead of 4 KB, which on a model of gigabytes saves seconds. Advice only: where it is not
+    available nothing changes, values never depend on it."""
+    if not sys.platform.startswith("linux") or tensor.device.type != "cpu":
+        return
+    storage = tensor.untyped_storage()
+    start, size = storage.data_ptr(), storage.nbytes()
+    low = -(-start // _HUGE_PAGE) * _HUGE_PAGE
+    high = (start + size) // _HUGE_PAGE * _HUGE_PAGE
+    if high - low < 2 * _HUGE_PAGE:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise(ctypes.c_void_p(low), ctypes.c_size_t(high - low),
+                     ctypes.c_int(_MADV_HUGEPAGE))
+    except (OSError, AttributeError):
+        pass
 
 
 # --- buffers ------------------------------------------------------------------------------------
@@ -302,13 +329,28 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
             _shard_box(name, param)  # refuse unsupported placements before anything changes
     found, notes = discover(model, example_inputs)
     plan = build_plan(found, notes, resolved, seed)
+    unfilled = [f"{row.name!r} (shape {row.shape}, role {row.role!r})" for row in plan.rows
+                if row.spec is None and _is_meta(params[row.name])]
+    if unfilled:
+        raise InitError(
+            f"Parameter{'s' if len(unfilled) > 1 else ''} {', '.join(unfilled[:5])}"
+            f"{f' and {len(unfilled) - 5} more' if len(unfilled) > 5 else ''} would be "
+            "allocated but not filled: the policy keeps them as they are, and on the meta "
+            "device they have no values. Give them a rule, e.g. "
+            "wi.Policy([wi.Rule(wi.Normal(0.02), name='...'), wi.Policy.preset('auto')]). "
+            "Nothing was changed."
+        )
     notes = list(plan.notes)
     notes += _materialize_buffers(model, target_device, dict(buffers or {}))
 
     meta_params = sum(1 for p in set(params.values()) if _is_meta(p))
 
     def allocate(tensor: torch.Tensor) -> torch.Tensor:
-        return torch.empty_like(tensor, device=target_device) if _is_meta(tensor) else tensor
+        if not _is_meta(tensor):
+            return tensor
+        fresh = torch.empty_like(tensor, device=target_device)
+        _advise_huge_pages(_local(fresh))
+        return fresh
 
     sites: dict[int, list[tuple[nn.Module, str]]] = {}
     for module in model.modules():
@@ -324,7 +366,8 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
     params = dict(model.named_parameters(remove_duplicate=False))
     targets = _targets(plan, params)
     local = sum(t.local.numel() for t in targets)
-    backend = choose_backend("auto", local)
+    # Big models compile the kernels (same bits) even when each tensor alone would not.
+    backend = "compiled" if choose_backend("auto", local) == "compiled" else "auto"
     with torch.no_grad():
         for target in targets:
             _fill(target, seed, backend)
@@ -335,6 +378,7 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
     total = sum(math.prod(row.shape) for row in plan.rows if row.spec is not None)
     notes.append(
         f"Materialized on {target_device}: {meta_params} meta parameters allocated; filled "
-        f"{local:,} local elements of {total:,} ({backend} keyed kernels)."
+        f"{local:,} local elements of {total:,}"
+        f"{' (compiled keyed kernels)' if backend == 'compiled' else ''}."
     )
     return InitPlan(plan.rows, seed=plan.seed, policy=plan.policy, notes=notes)

@@ -288,7 +288,18 @@ def check_seed(seed: object) -> int:
     return seed
 
 
-def choose_backend(backend: Backend, numel: int) -> Literal["eager", "compiled"]:
+WARM_MINIMUM = 1 << 14
+"""Under "auto", tensors of at least this many elements use a kernel this process has already
+compiled (a compiled call costs microseconds; the eager kernel runs at ~9 Melem/s)."""
+
+
+_WARM: set[tuple[str, torch.dtype, str]] = set()  # (kernel kind, dtype, device type) compiled
+
+
+def choose_backend(backend: Backend, numel: int, kind: str | None = None,
+                   dtype: torch.dtype | None = None, device: str = "cpu") -> Literal[
+        "eager", "compiled"]:
+    """The concrete backend for `numel` elements of `kind` (a kernel kind) in `dtype`."""
     check_choice("backend", backend, ("auto", "eager", "compiled"))
     if backend != "auto":
         return backend
@@ -297,7 +308,10 @@ def choose_backend(backend: Backend, numel: int) -> Literal["eager", "compiled"]
         return "eager"
     if setting in ("1", "true", "yes", "on"):
         return "compiled"
-    return "compiled" if numel >= COMPILE_THRESHOLD else "eager"
+    if numel >= COMPILE_THRESHOLD:
+        return "compiled"
+    warm = (kind, dtype, device) in _WARM
+    return "compiled" if warm and numel >= WARM_MINIMUM else "eager"
 
 
 @dataclass(frozen=True)
@@ -429,7 +443,8 @@ def fill_keyed_(
         substream: an independent stream under the same (seed, key), for schemes that need
             several draws per element.
         backend: ``"eager"``, ``"compiled"`` (torch.compile; same bits) or ``"auto"`` (compiled
-            for tensors of at least 2**28 elements; env WEIGHTINIT_COMPILE=0/1 overrides).
+            for tensors of at least 2**28 elements, or of 2**14 once this process has compiled
+            the kernel; env WEIGHTINIT_COMPILE=0/1 overrides).
         chunk: elements per kernel call (default 2**20 eager, 2**22 compiled): bounds the
             working set; values never depend on it.
 
@@ -455,17 +470,18 @@ def fill_keyed_(
     region = Region.of(tensor.shape, global_shape, offset)
     if tensor.numel() == 0:
         return tensor
-    compiled = choose_backend(backend, tensor.numel()) == "compiled"
+    values = kernel_params(kind, params)
+    kernel_kind: str = kind
+    if kind == "truncated_normal" and values[2] >= -FAR_TAIL:  # interval lo (mirrored) > -6.6
+        kernel_kind = "truncated_near"
+    compiled = choose_backend(backend, tensor.numel(), kernel_kind, tensor.dtype,
+                              tensor.device.type) == "compiled"
     if chunk is None:
         chunk = COMPILED_CHUNK if compiled else CHUNK
     device = tensor.device
     key_words = key_tensor(seed, key, device)
     sub = torch.tensor(substream, dtype=torch.int32, device=device)
-    values = kernel_params(kind, params)
     affine = torch.tensor(values, dtype=torch.float64, device=device)
-    kernel_kind: str = kind
-    if kind == "truncated_normal" and values[2] >= -FAR_TAIL:  # interval lo (mirrored) > -6.6
-        kernel_kind = "truncated_near"
     starts, length = region.runs()
 
     target = tensor if tensor.is_contiguous() else torch.empty_like(
@@ -482,6 +498,8 @@ def fill_keyed_(
                     affine, tensor.dtype)
                 out[:, 0, :].copy_(first)
                 out[:, 1, :].copy_(second)
+                if compiled:
+                    _WARM.add((kernel_kind, tensor.dtype, device.type))
             else:
                 # Ragged edges are small: compile the general kernel only for big regions.
                 big = compiled and piece.rows * piece.cols >= chunk // 2
