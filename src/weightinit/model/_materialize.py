@@ -308,7 +308,8 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
         The `InitPlan`; its notes say what was allocated and how buffers were recomputed.
 
     Raises:
-        InitError: a bad argument, an unsupported placement, or a buffer that would stay
+        InitError: a bad argument, an unsupported placement, a meta parameter the policy
+            would keep as it is (no values to keep), or a buffer that would stay
             uninitialized. Nothing is allocated then.
     """
     if not isinstance(model, nn.Module):

@@ -142,7 +142,7 @@ class InitPlan:
             if param.device.type == "meta":
                 raise InitError(
                     f"Parameter {row.name!r} is on the meta device (no memory to fill); "
-                    "allocate it first, e.g. model.to_empty(device='cpu'), then apply."
+                    "wi.materialize(model, device='cpu') allocates and initializes it."
                 )
         fresh: dict[str, torch.Tensor] = {}
         for row in self.rows:
