@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 PKG := $(VENV)/.pkg-installed
-SOURCES := $(shell find src -name '*.py' -o -name 'py.typed') pyproject.toml
+# Folders too: deleting or adding a module changes its folder's mtime, which reinstalls.
+SOURCES := $(shell find src -type d -o -name '*.py' -o -name 'py.typed' -o -path '*/templates/*') \
+	pyproject.toml
 
 .PHONY: demo test bench lint clean
 
@@ -15,7 +17,9 @@ $(DEPS): requirements/constraints.txt requirements/dev.txt
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt
 	touch $@
 
+# build/ is removed first: setuptools would otherwise package modules deleted since the last build.
 $(PKG): $(DEPS) $(SOURCES)
+	rm -rf build
 	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall .
 	touch $@
 
@@ -31,6 +35,7 @@ bench: $(PKG)
 	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements-lsuv.txt
 	$(BIN)/python benchmarks/run.py
 
+# mypy --strict checks pyproject's [tool.mypy] files: src/weightinit and benchmarks.
 lint: $(DEPS)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy

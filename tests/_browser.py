@@ -6,9 +6,13 @@ registers it: pytest runs with --import-mode=importlib, so test folders are not 
 
     executable = find_browser()                   # skips the test when there is none
     [(state, problems)] = open_pages(executable, tmp_path, [page])
+    # or, for one report page, with the checks every report needs:
+    state = open_report(executable, tmp_path, page, images=2, min_width=100, min_height=100)
 
 `open_pages` first loads a control page with a console error and a broken image and checks
-that the harness sees both, so a page with no problems really has none.
+that the harness sees both, so a page with no problems really has none. `open_report` opens one
+report page and checks what every report promises (no console problem, no script, each figure
+loaded from a data: URI).
 """
 
 from __future__ import annotations
@@ -211,3 +215,19 @@ def open_pages(executable: str, tmp_path: Path,
     finally:
         browser.close()
     return seen
+
+
+def open_report(executable: str, tmp_path: Path, report: Path, *, images: int, min_width: int,
+                min_height: int) -> dict[str, Any]:
+    """Open one self-contained report page (see `open_pages`) and check it: no console error or
+    warning, no <script>, `images` images, each loaded from a data: URI and larger than
+    `min_width` x `min_height` pixels. Returns the page's state (its text in state["text"])."""
+    [(state, problems)] = open_pages(executable, tmp_path, [report])
+    assert problems == [], "console errors or warnings:\n" + "\n".join(problems)
+    assert state["scripts"] == 0, "the page has a <script> element"
+    assert len(state["images"]) == images, state["images"]
+    for image in state["images"]:
+        assert image["complete"] and image["width"] > min_width, image
+        assert image["height"] > min_height, image
+        assert image["src"] == "data:image/png;base64,", image
+    return dict(state)

@@ -2,8 +2,9 @@
 slow each other 10-100x); tests about threads set their own count and restore it.
 
 tests/model/nets.py (small networks with a known architecture) is importable as `model_nets`,
-and tests/_browser.py (a headless Chromium for the HTML reports) as `weightinit_test_browser`:
-pytest runs with --import-mode=importlib, so test folders are not on sys.path."""
+tests/random/streams.py (the keyed-stream cases) as `random_streams`, and tests/_browser.py (a
+headless Chromium for the HTML reports) as `weightinit_test_browser`: pytest runs with
+--import-mode=importlib, so test folders are not on sys.path."""
 
 import importlib.util
 import sys
@@ -28,6 +29,7 @@ def _register(name: str, path: Path) -> None:
 
 _register("model_nets", Path(__file__).parent / "model" / "nets.py")
 _register("weightinit_test_browser", Path(__file__).parent / "_browser.py")
+_register("random_streams", Path(__file__).parent / "random" / "streams.py")
 
 
 @pytest.fixture(autouse=True)

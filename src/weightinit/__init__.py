@@ -13,6 +13,7 @@ from .diagnose import diagnose as diagnose
 from .lsuv import LSUVLayer as LSUVLayer
 from .lsuv import LSUVReport as LSUVReport
 from .lsuv import lsuv as lsuv
+from .lsuv import lsuv_plan as _lsuv_plan
 from .model import ROLES as ROLES
 from .model import Feed as Feed
 from .model import InitPlan as InitPlan
@@ -22,8 +23,7 @@ from .model import Policy as Policy
 from .model import Rule as Rule
 from .model import init_model as init_model
 from .model import materialize as materialize
-from .random import derive_key as derive_key
-from .random import fill_keyed_ as fill_keyed_
+from .model import register_calibrator as _register_calibrator
 from .schemes import BlockConstant as BlockConstant
 from .schemes import Constant as Constant
 from .schemes import DeltaOrthogonal as DeltaOrthogonal
@@ -52,6 +52,10 @@ from .theory import critical_point as critical_point
 from .theory import gain as gain
 
 __version__ = "0.1.0"
+
+# Data-driven policies live above `model`; init_model(model, "lsuv", example_inputs=batch) finds
+# them in its registry, filled here.
+_register_calibrator("lsuv", _lsuv_plan)
 
 __all__ = [
     "ROLES",
@@ -93,9 +97,7 @@ __all__ = [
     "__version__",
     "compute_fans",
     "critical_point",
-    "derive_key",
     "diagnose",
-    "fill_keyed_",
     "gain",
     "init_model",
     "lsuv",

@@ -52,6 +52,43 @@ def check_positive_finite(argument: str, value: float, *, allow_zero: bool = Fal
     return number
 
 
+def check_positive_int(argument: str, value: object) -> int:
+    """Return `value` if it is an int >= 1 (not a bool), or raise InitError naming `argument`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InitError(f"`{argument}` must be a positive int, got {value!r}.")
+    return value
+
+
+def first_line(exc: BaseException) -> str:
+    """What went wrong in one line: an InitError's own message (it stands alone), else
+    ``"TypeError: <the first line of its message>"``."""
+    text = str(exc).strip()
+    if isinstance(exc, InitError):
+        return text
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def failure(what: str, exc: BaseException | None = None, *, fix: str = "",
+            unchanged: str = "Nothing") -> InitError:
+    """The InitError for a failure that was caught before anything was written: what failed,
+    why (`first_line` of `exc`), what to do, and that nothing changed, always in that order:
+    ``"Filling 'fc.weight' failed: RuntimeError: boom. <fix> No parameter was changed."``
+
+    Args:
+        what: what failed, e.g. ``"The forward pass on `batch`"``; "failed" is added when
+            `exc` is given.
+        exc: the exception caught, if any.
+        fix: what to do instead (a sentence).
+        unchanged: the subject of "... was changed.": ``"Nothing"``, ``"No parameter"``.
+    """
+    parts = [f"{what} failed: {first_line(exc).rstrip('.')}." if exc is not None
+             else what.rstrip(".") + "."]
+    if fix:
+        parts.append(fix.rstrip(".") + ".")
+    parts.append(f"{unchanged} was changed.")
+    return InitError(" ".join(parts))
+
+
 def check_finite(argument: str, value: float) -> float:
     """Return `value` as a float, or raise InitError when it is not a finite real number."""
     if isinstance(value, bool):

@@ -188,14 +188,10 @@ def test_plan_from_an_importable_module(net_file, capsys, monkeypatch):
     ("{file}:build", ["--policy", "kerass"], "Did you mean 'keras'"),
     ("{file}:build", ["--input-shape", "2,5,16,16"], "forward pass on `example_inputs` failed"),
 ])
-def test_plan_errors_are_one_line(net_file, capsys, target, extra, message):
+def test_plan_errors_are_one_line(net_file, one_error_line, target, extra, message):
     target = target.format(file=net_file, dir=net_file.parent)
     assert main(["plan", target, *extra]) == 1
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("weightinit: error:"), captured.err
-    assert message in lines[0]
-    assert captured.out == ""
+    one_error_line(message)
 
 
 @pytest.mark.parametrize("shape", ["a,b", "0,3", "2,-1", ""])

@@ -57,14 +57,6 @@ def nets(tmp_path):
     return path
 
 
-def _one_error_line(capsys, message):
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("weightinit: error:"), captured.err
-    assert message in lines[0]
-    assert captured.out == ""
-
-
 @needs_report
 def test_healthy_net_under_init_auto_exits_0(nets, capsys):
     assert main(["diagnose", f"{nets}:mlp", "--init", "auto", "--input-shape", "64,32",
@@ -116,9 +108,9 @@ def test_input_shape_inferred_from_the_first_layer(nets, capsys):
     assert "inferred from the first layer" in out and "32,32" in out
 
 
-def test_no_obvious_input_shape_asks_for_one(nets, capsys):
+def test_no_obvious_input_shape_asks_for_one(nets, one_error_line):
     assert main(["diagnose", f"{nets}:norm_first"]) == 1
-    _one_error_line(capsys, "give --input-shape")
+    one_error_line("give --input-shape")
 
 
 def test_html_report(nets, tmp_path, capsys):
@@ -142,10 +134,10 @@ def test_html_report(nets, tmp_path, capsys):
     ("{file}:mlp", ["--input-shape", "8,5"], "forward pass on `batch` failed"),
     ("{file}:mlp", ["--init", "auto", "--input-shape", "8,5"], "example_inputs"),
 ])
-def test_errors_are_one_line_and_exit_1(nets, capsys, target, extra, message):
+def test_errors_are_one_line_and_exit_1(nets, one_error_line, target, extra, message):
     target = target.format(file=nets, dir=nets.parent)
     assert main(["diagnose", target, *extra]) == 1
-    _one_error_line(capsys, message)
+    one_error_line(message)
 
 
 @pytest.mark.parametrize("argv", [["--input-shape", "a,b"], ["--input-shape", "0,3"],

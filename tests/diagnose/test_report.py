@@ -19,6 +19,7 @@ import pytest
 import weightinit_test_browser as browser
 
 from weightinit._errors import InitError
+from weightinit._render import number
 from weightinit.diagnose import _report
 from weightinit.diagnose._types import Diagnosis, Finding, LayerStats
 
@@ -104,7 +105,7 @@ def render(figure: Figure) -> bytes:
     (0.000123456, "0.0001235"), (1234567.0, "1.235e+06"), (2.5, "2.5"),
 ])
 def test_numbers_are_compact(value, text):
-    assert _report._num(value) == text
+    assert number(value) == text
 
 
 def test_table_renders_layers_and_findings():
@@ -135,6 +136,16 @@ def test_table_does_not_parse_markup_in_names():
     Console(file=out, width=300, color_system=None).print(d.table())
     assert hostile in out.getvalue() and "[bold]m[/bold]" in out.getvalue()
     assert "healthy (1 info)" in out.getvalue()
+
+
+def test_table_does_not_parse_markup_in_notes():
+    from rich.console import Console
+
+    d = Diagnosis(layers=(layer(0, "fc"),), findings=(), loss=1.0, loss_kind="mse",
+                  notes=("[bold]hooks[/] on experts[/]",))  # as rich markup this would raise
+    out = io.StringIO()
+    Console(file=out, width=300, color_system=None).print(d.table())
+    assert "[bold]hooks[/] on experts[/]" in out.getvalue()
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -253,12 +264,7 @@ def test_html_in_a_headless_browser(tmp_path):
     executable = browser.find_browser()
     d = diagnosis()
     report = Path(d.save_html(str(tmp_path / "report.html")))
-    [(state, problems)] = browser.open_pages(executable, tmp_path, [report])
-    assert problems == [], "console errors or warnings:\n" + "\n".join(problems)
-    assert state["scripts"] == 0, "the page has a <script> element"
-    assert len(state["images"]) == 2, state["images"]
-    for image in state["images"]:
-        assert image["complete"] and image["width"] > 100 and image["height"] > 100, image
-        assert image["src"] == "data:image/png;base64,", image
+    state = browser.open_report(executable, tmp_path, report, images=2, min_width=100,
+                                min_height=100)
     assert SCRIPT_NAME in state["text"], "the hostile module name is not shown as text"
     assert "blocks.3.proj" in state["text"] and "dead_units" in state["text"]

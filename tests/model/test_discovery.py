@@ -227,11 +227,11 @@ def test_module_with_tuple_output_and_kwargs_inputs():
 
 
 def test_small_cpu_models_are_probed_for_real_big_ones_on_meta(monkeypatch):
-    from weightinit.model import _plan
+    from weightinit.model import _probe
 
     real = wi.init_model(nets.ResNet(), dry_run=True)
     assert real.notes[0].startswith("Dataflow from one forward pass (real)")
-    monkeypatch.setattr(_plan, "REAL_FIRST_BELOW", 0)  # as if the model were big
+    monkeypatch.setattr(_probe, "REAL_FIRST_BELOW", 0)  # as if the model were big
     meta = wi.init_model(nets.ResNet(), dry_run=True)
     assert meta.notes[0].startswith("Dataflow from one forward pass (meta)")
     assert [(r.name, r.activation, r.source, r.residual, r.spec) for r in real] == [

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
 from torch import nn
 
 import weightinit as wi
@@ -304,13 +303,20 @@ def _offline(monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
 
 
+def _transformers():  # the [hf] extra: these tests skip without it
+    return pytest.importorskip(
+        "transformers", reason="the [hf] extra (pip install 'weightinit[hf]') is not installed")
+
+
 def hf_gpt2() -> nn.Module:
+    transformers = _transformers()
     return transformers.GPT2LMHeadModel(transformers.GPT2Config(
         n_layer=2, n_embd=32, n_head=2, vocab_size=128, n_positions=64, bos_token_id=0,
         eos_token_id=0))
 
 
 def hf_llama() -> nn.Module:
+    transformers = _transformers()
     return transformers.LlamaForCausalLM(transformers.LlamaConfig(
         num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=2,
         num_key_value_heads=1, vocab_size=128, max_position_embeddings=64))

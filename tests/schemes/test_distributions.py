@@ -146,13 +146,13 @@ def scipy_c(a: float, b: float) -> float:
 def expected_distribution(spec: wi.Spec, fans: wi.Fans):
     """The frozen scipy distribution each element of a per-element scheme follows."""
     if isinstance(spec, wi.Normal):
-        return scipy.stats.norm(loc=spec.mean, scale=spec.std())
+        return scipy.stats.norm(loc=spec.mean, scale=spec.std_for())
     if isinstance(spec, wi.Uniform):
         return scipy.stats.uniform(loc=spec.low, scale=spec.high - spec.low)
     if isinstance(spec, wi.TruncatedNormal):
-        sigma = spec.std() / scipy_c(spec.a, spec.b)
+        sigma = spec.std_for() / scipy_c(spec.a, spec.b)
         return scipy.stats.truncnorm(spec.a, spec.b, loc=spec.mean, scale=sigma)
-    std = spec.std(fans)  # the presets' formulas have their own tests in test_specs.py
+    std = spec.std_for(fans)  # the presets' formulas have their own tests in test_specs.py
     if spec.distribution == "normal":
         return scipy.stats.norm(scale=std)
     if spec.distribution == "uniform":
@@ -240,7 +240,7 @@ def check_scheme(sid: str, case: str, tensor: torch.Tensor, source: str) -> None
     elif kind == "constant":
         value = {"Zeros": 0.0, "Ones": 1.0}.get(type(spec).__name__, getattr(spec, "value", None))
         assert torch.equal(tensor, torch.full(shape, value, dtype=torch.float64).to(dtype)), what
-        assert spec.std(fans) == 0.0
+        assert spec.std_for(fans) == 0.0
     elif kind == "orthogonal":
         check_semi_orthogonal(tensor.reshape(shape[0], -1), spec.gain, what)
     elif kind == "delta":
@@ -265,7 +265,7 @@ def check_scheme(sid: str, case: str, tensor: torch.Tensor, source: str) -> None
             f"{what}: zeros per column {zeros.tolist()[:8]}..., want exactly {want}"
         )
         nonzero = tensor[tensor != 0]
-        check_ks(nonzero, scipy.stats.norm(scale=spec.std_), f"{what}, non-zero values")
+        check_ks(nonzero, scipy.stats.norm(scale=spec.std), f"{what}, non-zero values")
     else:  # pragma: no cover
         raise AssertionError(kind)
 
@@ -352,7 +352,7 @@ def moment_std(spec: wi.Spec, tensor: torch.Tensor) -> float:
 )
 def test_std_formula_is_exact_for_structured_schemes(sid, case, dtype):
     """Identity and ZerO are deterministic, and the orthogonal schemes have a fixed sum of
-    squares: spec.std(fans) must equal what fill_ writes, to rounding. float32 rounds each value
+    squares: spec.std_for(fans) must equal what fill_ writes, to rounding. float32 rounds each value
     by a relative 2**-24 (so 1e-6); bfloat16 by 2**-8 (e.g. ZerO's c = 2**-2.5), so 2**-8."""
     tensor = fill(sid, case, dtype, "keyed")
     spec = spec_for(sid, case)
@@ -361,8 +361,8 @@ def test_std_formula_is_exact_for_structured_schemes(sid, case, dtype):
     fans = fans_of_shape(SHAPES[case][0])
     rtol = 1e-6 if dtype == torch.float32 else 2.0**-8
     measured = moment_std(spec, tensor)
-    assert measured == pytest.approx(spec.std(fans), rel=rtol), (
-        f"{spec!r} on {case} {SHAPES[case][0]} with {fans}: std(fans)={spec.std(fans)!r}, "
+    assert measured == pytest.approx(spec.std_for(fans), rel=rtol), (
+        f"{spec!r} on {case} {SHAPES[case][0]} with {fans}: std_for(fans)={spec.std_for(fans)!r}, "
         f"filled tensor {measured!r}"
     )
 
@@ -406,7 +406,7 @@ BIG = [
 def test_sample_std_matches_spec_std_on_a_million_elements(sid, spec, shape, fans, rtol):
     assert math.prod(shape) == MILLION
     tensor = spec.fill_(torch.empty(shape), fans=fans, key=sid, seed=5)
-    want = spec.std(fans if fans is not None else fans_of_shape(shape))
+    want = spec.std_for(fans if fans is not None else fans_of_shape(shape))
     got = moment_std(spec, tensor)
     if rtol == 0.0:
         assert got == want == 0.0

@@ -30,26 +30,28 @@ def test_aliases_are_the_same_classes():
 @pytest.mark.parametrize("fans", FANS, ids=FAN_IDS)
 def test_he(fans):
     for distribution in DISTRIBUTIONS:
-        assert wi.He(distribution=distribution).std(fans) == pytest.approx(
+        assert wi.He(distribution=distribution).std_for(fans) == pytest.approx(
             math.sqrt(2 / fans.fan_in), rel=1e-15)
-        assert wi.He(mode="fan_out", distribution=distribution).std(fans) == pytest.approx(
+        assert wi.He(mode="fan_out", distribution=distribution).std_for(fans) == pytest.approx(
             math.sqrt(2 / fans.fan_out), rel=1e-15)
     for activation in ("tanh", "gelu", "selu", "leaky_relu", "linear"):
-        assert wi.He(activation).std(fans) == pytest.approx(
+        assert wi.He(activation).std_for(fans) == pytest.approx(
             wi.gain(activation) / math.sqrt(fans.fan_in), rel=1e-14), activation
-    assert wi.He("tanh").std(fans) == pytest.approx(1.592537 / math.sqrt(fans.fan_in), rel=1e-6)
-    assert wi.Kaiming().std(fans) == wi.He().std(fans)
+    assert wi.He("tanh").std_for(fans) == pytest.approx(1.592537 / math.sqrt(fans.fan_in), rel=1e-6)
+    assert wi.Kaiming().std_for(fans) == wi.He().std_for(fans)
 
 
 @pytest.mark.parametrize("fans", FANS, ids=FAN_IDS)
 def test_glorot(fans):
     total = fans.fan_in + fans.fan_out
     for distribution in DISTRIBUTIONS:
-        assert wi.Glorot(distribution).std(fans) == pytest.approx(math.sqrt(2 / total), rel=1e-15)
-        assert wi.Glorot(distribution, gain=3.0).std(fans) == pytest.approx(
+        assert wi.Glorot(distribution).std_for(fans) == pytest.approx(math.sqrt(2 / total),
+                                                                      rel=1e-15)
+        assert wi.Glorot(distribution, gain=3.0).std_for(fans) == pytest.approx(
             3.0 * math.sqrt(2 / total), rel=1e-15)
     # The uniform bound is sqrt(3) std: gain * sqrt(6 / (fan_in + fan_out)).
-    assert math.sqrt(3) * wi.Glorot().std(fans) == pytest.approx(math.sqrt(6 / total), rel=1e-15)
+    assert math.sqrt(3) * wi.Glorot().std_for(fans) == pytest.approx(math.sqrt(6 / total),
+                                                                     rel=1e-15)
     assert wi.Glorot().distribution == "uniform"
 
 
@@ -65,7 +67,7 @@ def test_glorot_uniform_samples_reach_but_never_exceed_the_bound():
 @pytest.mark.parametrize("fans", FANS, ids=FAN_IDS)
 def test_lecun(fans):
     for distribution in DISTRIBUTIONS:
-        assert wi.LeCun(distribution).std(fans) == pytest.approx(
+        assert wi.LeCun(distribution).std_for(fans) == pytest.approx(
             1 / math.sqrt(fans.fan_in), rel=1e-15)
 
 
@@ -77,7 +79,7 @@ def test_variance_scaling_modes(fans, distribution):
     for scale in (0.1, 1.0, 2.0, 7.5):
         for mode, count in n.items():
             spec = wi.VarianceScaling(scale, mode, distribution)
-            assert spec.std(fans) == pytest.approx(math.sqrt(scale / count), rel=1e-15), spec
+            assert spec.std_for(fans) == pytest.approx(math.sqrt(scale / count), rel=1e-15), spec
 
 
 @pytest.mark.parametrize("fans", FANS, ids=FAN_IDS)
@@ -91,17 +93,17 @@ def test_presets_are_variance_scaling(fans):
             (wi.LeCun(distribution), wi.VarianceScaling(1.0, "fan_in", distribution)),
         ]
         for preset, general in pairs:
-            assert preset.std(fans) == pytest.approx(general.std(fans), rel=1e-14)
+            assert preset.std_for(fans) == pytest.approx(general.std_for(fans), rel=1e-14)
             a = preset.fill_(torch.empty(8, 6), fans=fans, key="w")
             b = general.fill_(torch.empty(8, 6), fans=fans, key="w")
             torch.testing.assert_close(a, b, rtol=1e-6, atol=0)
 
 
 def test_fixed_specs_std():
-    assert wi.Normal(0.02, mean=5.0).std() == 0.02
-    assert wi.Uniform(-1.0, 2.0).std() == pytest.approx(3 / math.sqrt(12), rel=1e-15)
-    assert wi.TruncatedNormal(0.3, a=-1.0, b=3.0).std() == 0.3
-    assert wi.Zeros().std() == wi.Ones().std() == wi.Constant(4.0).std() == 0.0
+    assert wi.Normal(0.02, mean=5.0).std_for() == 0.02
+    assert wi.Uniform(-1.0, 2.0).std_for() == pytest.approx(3 / math.sqrt(12), rel=1e-15)
+    assert wi.TruncatedNormal(0.3, a=-1.0, b=3.0).std_for() == 0.3
+    assert wi.Zeros().std_for() == wi.Ones().std_for() == wi.Constant(4.0).std_for() == 0.0
 
 
 @pytest.mark.parametrize("spec", [wi.He(), wi.Glorot(), wi.LeCun(), wi.VarianceScaling(),
@@ -109,7 +111,7 @@ def test_fixed_specs_std():
                                   wi.Sparse(), wi.ZerO()], ids=repr)
 def test_fan_based_std_needs_fans(spec):
     with pytest.raises(wi.InitError, match="fans"):
-        spec.std(None)
+        spec.std_for(None)
 
 
 def test_zero_std_is_allowed_where_documented():
@@ -414,7 +416,7 @@ def test_identity_std_counts_groups_with_plain_fans():
         spec = wi.Identity(gain=1.5, groups=groups)
         t = spec.fill_(torch.empty(shape, dtype=torch.float64), key="w")
         fans = wi.compute_fans(shape, "linear" if len(shape) == 2 else "conv")
-        assert spec.std(fans) == pytest.approx(float(t.std(correction=0)), rel=1e-12), shape
+        assert spec.std_for(fans) == pytest.approx(float(t.std(correction=0)), rel=1e-12), shape
 
 
 def test_zero_builds_only_the_block_it_needs():
@@ -427,7 +429,7 @@ def test_zero_builds_only_the_block_it_needs():
     expected = torch.tensor([[(-1) ** bin(i & j).count("1") for j in range(16)]
                              for i in range(0, 50257, 997)], dtype=torch.float64)
     assert torch.equal(t[::997], 2.0 ** (-(m - 1) / 2) * expected)
-    assert wi.ZerO().std(wi.Fans(16, 50257)) == pytest.approx(float(t.std(correction=0)),
+    assert wi.ZerO().std_for(wi.Fans(16, 50257)) == pytest.approx(float(t.std(correction=0)),
                                                                rel=1e-12)
 
 
@@ -438,8 +440,8 @@ def test_zero_builds_only_the_block_it_needs():
     (lambda: wi.Normal().fill_(torch.zeros(3), generator=5), "`generator`"),
     (lambda: wi.spec_from_dict({"type": ["x"]}), "'type'"),
     (lambda: wi.Normal().fill_(torch.zeros(3), key="w", offset=("x",)), "`offset`"),
-    (lambda: wi.Sparse().std(wi.Fans(3, 0)), "positive fans"),
-    (lambda: wi.Orthogonal().std(wi.Fans(0, 0)), "positive fans"),
+    (lambda: wi.Sparse().std_for(wi.Fans(3, 0)), "positive fans"),
+    (lambda: wi.Orthogonal().std_for(wi.Fans(0, 0)), "positive fans"),
 ])
 def test_more_bad_inputs_raise_init_error(call, match):
     with pytest.raises(wi.InitError, match=match):
@@ -447,7 +449,7 @@ def test_more_bad_inputs_raise_init_error(call, match):
 
 
 def test_std_accepts_a_fans_tuple_like_fill():
-    assert wi.He().std((300, 700)) == pytest.approx((2 / 300) ** 0.5)
+    assert wi.He().std_for((300, 700)) == pytest.approx((2 / 300) ** 0.5)
 
 
 def test_an_empty_shard_of_a_real_tensor_does_not_warn():

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._errors import InitError, did_you_mean
+from .._errors import InitError, did_you_mean, first_line
 
 
 @contextlib.contextmanager
@@ -25,11 +25,6 @@ def _cwd_on_path() -> Iterator[None]:
     finally:
         if added and cwd in sys.path:
             sys.path.remove(cwd)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _import(where: str) -> Any:
@@ -46,18 +41,18 @@ def _import(where: str) -> Any:
             with _cwd_on_path():
                 spec.loader.exec_module(module)
         except Exception as exc:
-            raise InitError(f"Running {where!r} failed: {_first_line(exc)}.") from None
+            raise InitError(f"Running {where!r} failed: {first_line(exc).rstrip('.')}.") from None
         return module
     try:
         with _cwd_on_path():
             return importlib.import_module(where)
     except ModuleNotFoundError as exc:
         raise InitError(
-            f"`MODULE` {where!r} cannot be imported ({_first_line(exc)}); give a dotted module "
+            f"`MODULE` {where!r} cannot be imported ({first_line(exc)}); give a dotted module "
             "name on the Python path or a path to a .py file."
         ) from None
     except Exception as exc:
-        raise InitError(f"Importing {where!r} failed: {_first_line(exc)}.") from None
+        raise InitError(f"Importing {where!r} failed: {first_line(exc).rstrip('.')}.") from None
 
 
 def load_model(target: str) -> Any:
@@ -80,7 +75,7 @@ def load_model(target: str) -> Any:
     try:
         model = factory()
     except Exception as exc:
-        raise InitError(f"Calling {target}() failed: {_first_line(exc)}.") from None
+        raise InitError(f"Calling {target}() failed: {first_line(exc).rstrip('.')}.") from None
     if not isinstance(model, nn.Module):
         raise InitError(
             f"{target}() returned {type(model).__name__}, not a torch.nn.Module."
@@ -106,8 +101,9 @@ def make_input(model: Any, shape: tuple[int, ...], dtype: str = "auto") -> Any:
     import torch
     from torch import nn
 
-    first = next((m for m in model.modules() if any(True for _ in m.parameters(recurse=False))),
-                 None)
+    from ..model import owns_parameters
+
+    first = next((m for m in model.modules() if owns_parameters(m)), None)
     param = next(model.parameters(), None)
     device = param.device if param is not None and param.device.type != "meta" else "cpu"
     generator = torch.Generator(device=device).manual_seed(0)

@@ -12,9 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from .._errors import InitError, did_you_mean
+from .._errors import InitError, did_you_mean, first_line
+from ..model import CALIBRATORS, PRESETS, init_model, synthesize_input
 from ..theory import ACTIVATION_NAMES, gain
 from ._factory import load_model, make_input, parse_shape
+
+# How long `weightinit demo` takes on a 2-core machine, in seconds, as its help texts say.
+_DEMO_SECONDS = 50
+_DEMO_QUICK_SECONDS = 15  # with --quick
+
+_DIAGNOSE_BATCH = 32  # samples in an inferred batch: "dead for every sample" needs a few dozen
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,9 +98,6 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from ..model import init_model
-    from ..model._policy import CALIBRATORS
-
     calibrated = args.policy in CALIBRATORS  # data-driven: it must run (on this throwaway model)
     if calibrated and args.input_shape is None:
         raise InitError(f"--policy {args.policy} calibrates on a batch: give --input-shape.")
@@ -112,12 +116,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-_DIAGNOSE_BATCH = 32  # samples in an inferred batch: "dead for every sample" needs a few dozen
-
-
 def _init_choices() -> list[str]:
-    from ..model._policy import CALIBRATORS, PRESETS
-
     return ["none", *PRESETS, *CALIBRATORS]
 
 
@@ -126,11 +125,9 @@ def _diagnose_input(model: Any, args: argparse.Namespace) -> tuple[Any, str | No
     with _DIAGNOSE_BATCH samples. Returns (batch, a note saying what was inferred or None)."""
     if args.input_shape is not None:
         return make_input(model, args.input_shape, args.input_dtype), None
-    from ..model._plan import _synthesize
-
     param = next(model.parameters(), None)
     device = param.device if param is not None and param.device.type != "meta" else "cpu"
-    synthesized, why = _synthesize(model, device)
+    synthesized, why = synthesize_input(model, device)
     if synthesized is None:
         raise InitError(f"Cannot infer the input shape: {why}; give --input-shape, e.g. "
                         "--input-shape 32,3,224,224.")
@@ -143,7 +140,6 @@ def _diagnose_input(model: Any, args: argparse.Namespace) -> tuple[Any, str | No
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from ..diagnose import diagnose
-    from ..model import init_model
 
     if args.init is not None:
         choices = _init_choices()
@@ -185,6 +181,47 @@ def _diagnose_summary(result: Any) -> str:
     return findings
 
 
+def _or_list(items: Sequence[str]) -> str:
+    """'a', 'a or b', 'a, b, or c'."""
+    if len(items) <= 2:
+        return " or ".join(items)
+    return f"{', '.join(items[:-1])}, or {items[-1]}"
+
+
+def _policies_text(calibrates_on: str, *, default: str | None = None) -> str:
+    """The policy names a command accepts, read from PRESETS and CALIBRATORS (so when the
+    parser is built), e.g. 'auto (default), torch, ..., or lsuv (calibrates on <calibrates_on>)'."""
+    names = [f"{name} (default)" if name == default else name for name in PRESETS]
+    names += [f"{name} (calibrates on {calibrates_on})" for name in CALIBRATORS]
+    return _or_list(names)
+
+
+def _add_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODULE:FACTORY",
+                        help="a module on the Python path (or a .py file) and a function in it "
+                        "that takes no arguments and returns an nn.Module")
+
+
+def _add_input(parser: argparse.ArgumentParser, shape_help: str) -> None:
+    """--input-shape (`shape_help` says what the batch is and its default) and --input-dtype."""
+    parser.add_argument("--input-shape", type=_shape, metavar="DIMS", help=shape_help)
+    parser.add_argument("--input-dtype", choices=("auto", "float", "long"), default="auto",
+                        help="auto: token ids when the first layer is an Embedding, else N(0,1)")
+
+
+def _add_seed(parser: argparse.ArgumentParser, seeds: str) -> None:
+    parser.add_argument("--seed", type=int, default=0, help=f"seed for {seeds} (default 0)")
+
+
+def _add_output(parser: argparse.ArgumentParser, json_help: str, *, table: bool = True) -> None:
+    """--width (for a command that prints a table) and --json (`json_help` says what it prints;
+    main() sends everything else that would go to stdout to stderr)."""
+    if table:
+        parser.add_argument("--width", type=int, default=None,
+                            help="table width (default: terminal)")
+    parser.add_argument("--json", action="store_true", help=json_help)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="weightinit",
@@ -203,11 +240,11 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mode", choices=("forward", "backward", "torch"), default="forward")
     g.add_argument("--param", action="append", type=_param, metavar="NAME=VALUE",
                    help="activation parameter, e.g. --param negative_slope=0.2 (repeatable)")
-    g.add_argument("--json", action="store_true", help="print JSON instead of a number")
+    _add_output(g, "print JSON instead of a number", table=False)
     g.set_defaults(run=_cmd_gain)
 
     d = commands.add_parser(
-        "demo", help="show on real data what initialization does (under a minute)",
+        "demo", help=f"show on real data what initialization does (about {_DEMO_SECONDS} s)",
         description="Answer the questions people ask about initialization with measurements "
         "on scikit-learn's digits: why not zeros; what too small and too large weights do to "
         "activations and gradients through 30 layers (ReLU, tanh, GELU; N(0,0.01), N(0,1), "
@@ -220,11 +257,10 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="weightinit-demo",
                    help="the report folder (default ./weightinit-demo)")
     d.add_argument("--quick", action="store_true",
-                   help="ReLU only, three initializations trained 12 epochs (about 15 s "
-                   "instead of about 50 s)")
-    d.add_argument("--seed", type=int, default=0, help="seed for data split, inits, training")
-    d.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
-    d.add_argument("--json", action="store_true", help="print results.json instead of the table")
+                   help="ReLU only, three initializations trained 12 epochs (about "
+                   f"{_DEMO_QUICK_SECONDS} s instead of about {_DEMO_SECONDS} s)")
+    _add_seed(d, "the data split, the inits and training")
+    _add_output(d, "print results.json instead of the table")
     d.set_defaults(run=_cmd_demo)
 
     p = commands.add_parser(
@@ -235,20 +271,13 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog="Examples: weightinit plan mypkg.nets:resnet18 --input-shape 8,3,224,224; "
         "weightinit plan ./net.py:build --policy gpt2 --json",
     )
-    p.add_argument("model", metavar="MODULE:FACTORY",
-                   help="a module on the Python path (or a .py file) and a function in it "
-                   "that takes no arguments and returns an nn.Module")
-    p.add_argument("--input-shape", type=_shape, metavar="DIMS",
-                   help="shape of the example batch, e.g. 8,3,32,32 (default: inferred from "
-                   "the first Linear, ConvNd or Embedding layer)")
-    p.add_argument("--input-dtype", choices=("auto", "float", "long"), default="auto",
-                   help="auto: token ids when the first layer is an Embedding, else N(0,1)")
-    p.add_argument("--policy", default="auto",
-                   help="auto (default), torch, keras, flax, gpt2, fixup, or lsuv (calibrates "
-                   "on an N(0,1) batch of --input-shape)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the keyed streams (default 0)")
-    p.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    _add_model(p)
+    _add_input(p, "shape of the example batch, e.g. 8,3,32,32 (default: inferred from the "
+               "first Linear, ConvNd or Embedding layer)")
+    p.add_argument("--policy", default="auto", help=_policies_text(
+        "an N(0,1) batch of --input-shape", default="auto"))
+    _add_seed(p, "the keyed streams")
+    _add_output(p, "print the plan as JSON")
     p.set_defaults(run=_cmd_plan)
 
     dg = commands.add_parser(
@@ -269,25 +298,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "  weightinit diagnose ./net.py:build --init auto --html report.html\n"
         "  weightinit diagnose ./net.py:build --json > diagnosis.json",
     )
-    dg.add_argument("model", metavar="MODULE:FACTORY",
-                    help="a module on the Python path (or a .py file) and a function in it "
-                    "that takes no arguments and returns an nn.Module")
-    dg.add_argument("--input-shape", type=_shape, metavar="DIMS",
-                    help="shape of the batch, e.g. 32,3,32,32 (default: inferred from the "
-                    f"first Linear, ConvNd or Embedding layer, with {_DIAGNOSE_BATCH} samples)")
-    dg.add_argument("--input-dtype", choices=("auto", "float", "long"), default="auto",
-                    help="auto: token ids when the first layer is an Embedding, else N(0,1)")
-    dg.add_argument("--init", metavar="POLICY", default=None,
-                    help="re-initialize with init_model first: auto, torch, keras, flax, gpt2, "
-                    "fixup, or lsuv (calibrates on the same batch); default none: the model "
-                    "as the factory built it")
-    dg.add_argument("--seed", type=int, default=0,
-                    help="seed for --init's keyed streams (default 0)")
+    _add_model(dg)
+    _add_input(dg, "shape of the batch, e.g. 32,3,32,32 (default: inferred from the first "
+               f"Linear, ConvNd or Embedding layer, with {_DIAGNOSE_BATCH} samples)")
+    dg.add_argument("--init", metavar="POLICY", default=None, help="re-initialize with "
+                    f"init_model first: {_policies_text('the same batch')}; default none: the "
+                    "model as the factory built it")
+    _add_seed(dg, "--init's keyed streams")
     dg.add_argument("--html", metavar="PATH",
                     help="also write a self-contained HTML report (needs matplotlib)")
-    dg.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
-    dg.add_argument("--json", action="store_true",
-                    help="print the diagnosis as JSON only (the exit code is the same)")
+    _add_output(dg, "print the diagnosis as JSON only (the exit code is the same)")
     dg.set_defaults(run=_cmd_diagnose)
     return parser
 
@@ -308,11 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with quiet:
             code: int = args.run(args)
-    except InitError as exc:
-        print(f"weightinit: error: {exc}", file=sys.stderr)
-        return 1
-    except (OSError, MemoryError, RuntimeError) as exc:  # a path, a size, a model torch refuses
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"weightinit: error: {type(exc).__name__}: {text}", file=sys.stderr)
+    except (InitError, OSError, MemoryError, RuntimeError) as exc:
+        # Refused input, or a path, a size, a model torch refuses: one line.
+        print(f"weightinit: error: {first_line(exc)}", file=sys.stderr)
         return 1
     return code

@@ -14,11 +14,8 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrize import ParametrizationList
 from torch.utils._pytree import tree_flatten
 
-from .._errors import InitError
-from ..model import Policy
-from ..model._dataflow import is_norm
-from ..model._graph import record
-from ..model._plan import build_plan, check_batch, discover
+from .._errors import InitError, failure
+from ..model import Policy, build_plan, check_batch, discover, is_norm, owns_parameters, record
 from ._findings import find
 from ._types import Diagnosis, LayerStats
 
@@ -35,10 +32,6 @@ def _first_tensor(tree: Any) -> torch.Tensor | None:
         if isinstance(leaf, torch.Tensor):
             return leaf
     return None
-
-
-def _owns_parameters(module: nn.Module) -> bool:
-    return any(True for _ in module.parameters(recurse=False))
 
 
 _CHANNELS_FIRST: tuple[type[nn.Module], ...] = (
@@ -188,7 +181,7 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
 
     handles = []
     for module in names:
-        if _owns_parameters(module) and not isinstance(module, ParametrizationList):
+        if owns_parameters(module) and not isinstance(module, ParametrizationList):
             handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
             handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
     weights = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -201,11 +194,8 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
             except InitError:
                 raise
             except Exception as exc:
-                first = str(exc).splitlines()[0] if str(exc) else ""
-                raise InitError(
-                    f"The forward pass on `batch` failed: {type(exc).__name__}: {first}. Pass "
-                    "inputs the model accepts; the model was not changed."
-                ) from None
+                raise failure("The forward pass on `batch`", exc,
+                              fix="Pass inputs the model accepts") from None
             output = _first_tensor(result)
             if output is None:
                 raise InitError("The model returned no tensor; diagnose needs its output.")
@@ -231,8 +221,7 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
         finally:
             for handle in handles:
                 handle.remove()
-        discovery, discovery_notes = discover(model, graph=graph)
-        plan = build_plan(discovery, discovery_notes, Policy.preset("auto"), seed=0)
+        plan = build_plan(discover(model, graph=graph), Policy.preset("auto"), seed=0)
         recommended = {row.name: row.std for row in plan}
         feeds = {row.module: (row.activation, row.source) for row in plan}
         residual_ends = {row.module for row in plan if row.residual}

@@ -9,8 +9,9 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from typing import Literal
 
-from ._types import Finding, LayerStats, Severity
+from ._types import Finding, FindingKind, LayerStats, Severity
 
 INIT = "wi.init_model(model)"
 
@@ -34,8 +35,8 @@ def _ok(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def _propagation(layers: Sequence[LayerStats], values: Sequence[float | None], direction: str
-                 ) -> list[Finding]:
+def _propagation(layers: Sequence[LayerStats], values: Sequence[float | None],
+                 direction: Literal["forward", "backward"]) -> list[Finding]:
     """Vanishing or exploding RMS from the first weight layer to the last (in the direction
     the signal travels): the product of the layer-to-layer ratios.
 
@@ -71,23 +72,29 @@ def _propagation(layers: Sequence[LayerStats], values: Sequence[float | None], d
              f"(x{per_layer:.3g} per layer; x{per_layer ** 2:.3g} in variance"
              + (", counting steps between layers at the same resolution"
                 if direction == "backward" else "") + ")")
-    if ratio < VANISH_WARN:
-        severity: Severity = "error" if ratio < VANISH_ERROR else "warning"
-        return [Finding(
-            f"{direction}_vanishing", severity, first_layer.name if direction == "forward"
-            else last_layer.name,
-            f"The {what} vanish {direction}: RMS {first:.3g} -> {last:.3g} {where}.",
-            "Initialize every layer for the activation that feeds it (variance-preserving, "
-            "gain computed for the activation), or calibrate on data with LSUV.", INIT, numbers)]
-    if ratio > EXPLODE_WARN:
-        severity = "error" if ratio > EXPLODE_ERROR else "warning"
-        return [Finding(
-            f"{direction}_exploding", severity, first_layer.name if direction == "forward"
-            else last_layer.name,
-            f"The {what} explode {direction}: RMS {first:.3g} -> {last:.3g} {where}.",
-            "The weights are too large for the depth: use variance-preserving initialization "
-            "(std = gain / sqrt(fan_in)), or calibrate on data with LSUV.", INIT, numbers)]
-    return []
+    if VANISH_WARN <= ratio <= EXPLODE_WARN:
+        return []
+    vanishing = ratio < VANISH_WARN
+    kind, verb, fix = _PROPAGATION[(direction, vanishing)]
+    error = ratio < VANISH_ERROR if vanishing else ratio > EXPLODE_ERROR
+    return [Finding(
+        kind, "error" if error else "warning",
+        first_layer.name if direction == "forward" else last_layer.name,
+        f"The {what} {verb} {direction}: RMS {first:.3g} -> {last:.3g} {where}.", fix, INIT,
+        numbers)]
+
+
+_VANISH_FIX = ("Initialize every layer for the activation that feeds it (variance-preserving, "
+               "gain computed for the activation), or calibrate on data with LSUV.")
+_EXPLODE_FIX = ("The weights are too large for the depth: use variance-preserving "
+                "initialization (std = gain / sqrt(fan_in)), or calibrate on data with LSUV.")
+_PROPAGATION: dict[tuple[str, bool], tuple[FindingKind, str, str]] = {
+    ("forward", True): ("forward_vanishing", "vanish", _VANISH_FIX),
+    ("forward", False): ("forward_exploding", "explode", _EXPLODE_FIX),
+    ("backward", True): ("backward_vanishing", "vanish", _VANISH_FIX),
+    ("backward", False): ("backward_exploding", "explode", _EXPLODE_FIX),
+}
+"""(direction, vanishing) -> (kind, verb, fix) of a propagation finding."""
 
 
 def _source_layer(x: LayerStats) -> str:

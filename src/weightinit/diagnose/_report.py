@@ -14,40 +14,51 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InitError
-from .._render import data_uri, escape, new_figure, number, page, png_bytes
+from .._render import (
+    Column,
+    data_uri,
+    escape,
+    html_table,
+    new_figure,
+    note,
+    number,
+    page,
+    png_bytes,
+    positive,
+    rich_table,
+    write_text,
+)
 from ._types import SEVERITIES, Diagnosis, Finding, LayerStats, Severity
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from rich.console import JustifyMethod
 
 _RICH_STYLE: dict[str, str] = {"error": "bold red", "warning": "yellow", "info": "dim"}
 _PLOT_COLOR: dict[str, str] = {"error": "#c62828", "warning": "#ef8f00", "info": "#607d8b",
                                "healthy": "#2e7d32"}
 _MAX_HISTOGRAMS = 12
+_NEEDS = "Diagnosis figures and HTML"
+_FALLBACK = "The table (Diagnosis.table()) and JSON (Diagnosis.to_json()) work without it."
 
 
 # --- numbers and words --------------------------------------------------------------------
 
 
-def _num(value: float | None) -> str:
-    """4 significant digits; "-" for a missing value, "nan" / "inf" / "-inf" for broken ones."""
-    return number(value, 4)
-
-
 def _percent(fraction: float | None) -> str:
-    return _num(None if fraction is None else 100.0 * fraction)
+    return number(None if fraction is None else 100.0 * fraction)
 
 
 def _weight_std(x: LayerStats) -> str:
     if x.weight_std is None and x.recommended_std is None:
         return "-"
-    return f"{_num(x.weight_std)} / {_num(x.recommended_std)}"
+    return f"{number(x.weight_std)} / {number(x.recommended_std)}"
 
 
 def _out_std(x: LayerStats) -> str:
-    note = f" ({x.out_nonfinite} non-finite)" if x.out_nonfinite else ""
-    return _num(x.out_std) + note
+    broken = f" ({x.out_nonfinite} non-finite)" if x.out_nonfinite else ""
+    return number(x.out_std) + broken
 
 
 def _status(d: Diagnosis) -> str:
@@ -61,7 +72,7 @@ def _status(d: Diagnosis) -> str:
 
 
 def _loss_line(d: Diagnosis) -> str:
-    return f"{len(d.layers)} layers, loss {_num(d.loss)} ({d.loss_kind})"
+    return f"{len(d.layers)} layers, loss {number(d.loss)} ({d.loss_kind})"
 
 
 def _layer_severity(d: Diagnosis) -> dict[str, Severity]:
@@ -74,17 +85,19 @@ def _layer_severity(d: Diagnosis) -> dict[str, Severity]:
     return worst
 
 
-_COLUMNS: tuple[tuple[str, str], ...] = (
+_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
     ("#", "right"), ("layer", "left"), ("class", "left"), ("activation <- source", "left"),
     ("out std", "right"), ("out RMS", "right"), ("dead %", "right"), ("saturated %", "right"),
     ("grad out RMS", "right"), ("grad W RMS", "right"), ("weight std / recommended", "right"),
 )
 
+_FINDING_COLUMNS = ("severity", "kind", "layer", "message", "fix", "code")
+
 
 def _layer_cells(x: LayerStats) -> tuple[str, ...]:
     return (str(x.index), x.name, x.layer, f"{x.activation} <- {x.source}", _out_std(x),
-            _num(x.out_rms), _percent(x.dead_fraction), _percent(x.saturated_fraction),
-            _num(x.grad_out_rms), _num(x.grad_weight_rms), _weight_std(x))
+            number(x.out_rms), _percent(x.dead_fraction), _percent(x.saturated_fraction),
+            number(x.grad_out_rms), number(x.grad_weight_rms), _weight_std(x))
 
 
 # --- terminal ------------------------------------------------------------------------------
@@ -97,28 +110,25 @@ def table(d: Diagnosis) -> Any:
     module named ``[bold]x`` or ``[/]`` shows as written.
     """
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     severity_of = _layer_severity(d)
-    layers = Table(title=f"weightinit diagnose: {_status(d)}", caption=_loss_line(d)
-                   + "".join(f"\n{note}" for note in d.notes), caption_justify="left")
-    for column, justify in _COLUMNS:
-        layers.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    rows = []
     for x in d.layers:
         cells = [Text(cell) for cell in _layer_cells(x)]
         severity = severity_of.get(x.name)
         if severity is not None:
             cells[1].stylize(_RICH_STYLE[severity])
-        layers.add_row(*cells)
-
-    findings = Table(title="findings" if d.findings else "findings: none")
-    for column in ("severity", "kind", "layer", "message", "fix", "code"):
-        findings.add_column(column, overflow="fold")
-    for f in _sorted(d.findings):
-        findings.add_row(Text(f.severity, style=_RICH_STYLE[f.severity]), Text(f.kind),
-                         Text(f.layer or "(model)"), Text(f.message), Text(f.fix),
-                         Text(f.code, style="cyan"))
+        rows.append(cells)
+    layers = rich_table(f"weightinit diagnose: {_status(d)}",
+                        [Column(name, justify, overflow="fold") for name, justify in _COLUMNS],
+                        rows, caption=_loss_line(d) + "".join(f"\n{n}" for n in d.notes),
+                        caption_justify="left")
+    findings = rich_table(
+        "findings" if d.findings else "findings: none",
+        [Column(name, overflow="fold") for name in _FINDING_COLUMNS],
+        [(Text(f.severity, style=_RICH_STYLE[f.severity]), f.kind, f.layer or "(model)",
+          f.message, f.fix, Text(f.code, style="cyan")) for f in _sorted(d.findings)])
     return Group(layers, findings)
 
 
@@ -130,21 +140,9 @@ def _sorted(findings: Sequence[Finding]) -> list[Finding]:
 # --- figures -------------------------------------------------------------------------------
 
 
-def _new_figure(**kwargs: Any) -> Figure:
-    return new_figure("Diagnosis figures and HTML", "The table (Diagnosis.table()) and JSON "
-                      "(Diagnosis.to_json()) work without it.", **kwargs)
-
-
-def _positive(value: float | None) -> float:
-    """The value where a log axis can show it, NaN (a gap in the line) otherwise."""
-    if value is None or not math.isfinite(value) or value <= 0:
-        return math.nan
-    return value
-
-
 def _depth_panel(ax: Axes, xs: list[int], values: list[float | None], label: str,
                  color: str) -> None:
-    ys = [_positive(v) for v in values]
+    ys = [positive(v) for v in values]
     ax.plot(xs, ys, marker="o", markersize=4, color=color, label=label)
     # Values a log axis cannot show, marked along the bottom edge (y in axes units).
     for name, marker, test in (
@@ -159,8 +157,7 @@ def _depth_panel(ax: Axes, xs: list[int], values: list[float | None], label: str
     ax.set_ylabel(label)
     ax.grid(True, which="major", alpha=0.3)
     if all(math.isnan(y) for y in ys):
-        ax.text(0.5, 0.5, f"no positive finite {label}", transform=ax.transAxes,
-                ha="center", va="center", color="#777777")
+        note(ax, f"no positive finite {label}")
     ax.legend(loc="best", fontsize=8)
 
 
@@ -171,7 +168,7 @@ def depth_figure(d: Diagnosis) -> Figure:
     non-finite values, which a log axis cannot show, are marked along each panel's bottom edge;
     layers with a warning or an error are shaded. The title says healthy or the worst severity.
     """
-    figure = _new_figure(figsize=(8.0, 6.0), layout="constrained")
+    figure = new_figure(_NEEDS, _FALLBACK, figsize=(8.0, 6.0), layout="constrained")
     ax_out, ax_grad = figure.subplots(2, 1, sharex=True)
     xs = [x.index for x in d.layers]
     _depth_panel(ax_out, xs, [x.out_std for x in d.layers], "activation std", "#1565c0")
@@ -235,13 +232,12 @@ def histogram_figure(d: Diagnosis, max_layers: int = _MAX_HISTOGRAMS) -> Figure:
     picked = _spread(recorded, max_layers)
     cols = max(1, min(4, len(picked)))
     rows = max(1, math.ceil(len(picked) / cols))
-    figure = _new_figure(figsize=(2.9 * cols + 0.4, 2.2 * rows + 0.7), layout="constrained")
+    figure = new_figure(_NEEDS, _FALLBACK, figsize=(2.9 * cols + 0.4, 2.2 * rows + 0.7),
+                        layout="constrained")
     axes = list(figure.subplots(rows, cols, squeeze=False).flat)
     if not picked:
-        ax = axes[0]
-        ax.text(0.5, 0.5, "no output histograms recorded", ha="center", va="center",
-                transform=ax.transAxes, color="#777777")
-        ax.set_axis_off()
+        note(axes[0], "no output histograms recorded")
+        axes[0].set_axis_off()
     from matplotlib import colormaps
 
     cmap = colormaps["viridis"]
@@ -252,7 +248,7 @@ def histogram_figure(d: Diagnosis, max_layers: int = _MAX_HISTOGRAMS) -> Figure:
         ax.stairs(share, x.hist_edges, fill=True, color=color, alpha=0.45)
         ax.stairs(share, x.hist_edges, color=color, linewidth=1.0)
         ax.set_title(f"#{x.index} {_short(x.name)}", fontsize=8, parse_math=False)
-        ax.text(0.98, 0.95, f"{x.layer}\nstd {_num(x.out_std)}", transform=ax.transAxes,
+        ax.text(0.98, 0.95, f"{x.layer}\nstd {number(x.out_std)}", transform=ax.transAxes,
                 ha="right", va="top", fontsize=7, color="#444444", parse_math=False)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.25)
@@ -305,7 +301,7 @@ _e = escape
 
 def _finding_html(f: Finding) -> str:
     where = f" <code>{_e(f.layer)}</code>" if f.layer else " (whole model)"
-    numbers = ", ".join(f"{_e(k)} = {_e(_num(v))}" for k, v in f.numbers.items())
+    numbers = ", ".join(f"{_e(k)} = {_e(number(v))}" for k, v in f.numbers.items())
     parts = [
         f'<article class="finding {_e(f.severity)}">',
         f'<h3><span class="badge {_e(f.severity)}">{_e(f.severity)}</span>{_e(f.kind)}'
@@ -323,19 +319,14 @@ def _finding_html(f: Finding) -> str:
 
 
 def _layers_html(d: Diagnosis) -> str:
+    """The layers table: numbers right-aligned, the layer's name in the color of its worst
+    finding."""
     severity_of = _layer_severity(d)
-    head = "".join(f"<th>{_e(column)}</th>" for column, _ in _COLUMNS)
-    rows = []
-    for x in d.layers:
-        cells = []
-        for column, ((_, justify), cell) in enumerate(
-                zip(_COLUMNS, _layer_cells(x), strict=True)):
-            kind = "n" if justify == "right" else ("name" if column == 1 else "t")
-            cells.append(f'<td class="{kind}">{_e(cell)}</td>')
-        row_class = severity_of.get(x.name, "")
-        rows.append(f'<tr class="{_e(row_class)}">{"".join(cells)}</tr>')
-    return (f'<div class="scroll"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
-            + "\n".join(rows) + "\n</tbody></table></div>")
+    kinds = ["n" if justify == "right" else ("name" if column == 1 else "t")
+             for column, (_, justify) in enumerate(_COLUMNS)]
+    rows = [list(zip(_layer_cells(x), kinds, strict=True)) for x in d.layers]
+    return html_table([name for name, _ in _COLUMNS], rows,
+                      [severity_of.get(x.name, "") for x in d.layers])
 
 
 def to_html(d: Diagnosis) -> str:
@@ -394,7 +385,5 @@ def save_html(d: Diagnosis, path: str | os.PathLike[str]) -> str:
     if os.path.isdir(target):
         raise InitError(f"`path` ({target!r}) is a folder; give a file name such as "
                         f"{os.path.join(target, 'diagnosis.html')!r}.")
-    page = to_html(d)
-    with open(target, "w", encoding="utf-8", newline="\n") as file:
-        file.write(page)
+    write_text(target, to_html(d))
     return target

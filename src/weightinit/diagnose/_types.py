@@ -9,6 +9,12 @@ from typing import Any, Literal
 
 Severity = Literal["info", "warning", "error"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
+FindingKind = Literal[
+    "forward_vanishing", "forward_exploding", "backward_vanishing", "backward_exploding",
+    "dead_units", "saturation", "symmetry", "dead_gradient", "uninitialized", "killing_bias",
+    "weight_scale", "residual_growth", "nonfinite", "zero_branches",
+]
+"""What a finding is about; adding a finding adds its kind here and its rule in `_findings`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +58,7 @@ class LayerStats:
 class Finding:
     """One thing wrong (or worth knowing), where, the numbers behind it, and the fix."""
 
-    kind: str  # "forward_vanishing", "dead_units", "symmetry", ... (see FINDING_KINDS)
+    kind: FindingKind
     severity: Severity
     layer: str  # qualified module name, or "" for the whole model
     message: str  # what was measured, in words and numbers
@@ -62,13 +68,6 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-FINDING_KINDS = (
-    "forward_vanishing", "forward_exploding", "backward_vanishing", "backward_exploding",
-    "dead_units", "saturation", "symmetry", "dead_gradient", "uninitialized", "killing_bias",
-    "weight_scale", "residual_growth", "nonfinite", "zero_branches",
-)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Data-driven calibration: LSUV."""
+"""Data-driven calibration: LSUV.
+
+`lsuv_plan` is this layer's calibrator for ``init_model(model, "lsuv", ...)``; `weightinit`
+registers it where the public API is assembled.
+"""
 
 from ._lsuv import LSUVLayer as LSUVLayer
 from ._lsuv import LSUVReport as LSUVReport
 from ._lsuv import lsuv as lsuv
-from ._lsuv import register as _register
+from ._lsuv import lsuv_plan as lsuv_plan
 
-_register()
-
-__all__ = ["LSUVLayer", "LSUVReport", "lsuv"]
+__all__ = ["LSUVLayer", "LSUVReport", "lsuv", "lsuv_plan"]

@@ -21,10 +21,19 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
-from .._errors import InitError, check_positive_finite
-from ..model import InitPlan, PlanRow, Policy, Rule, init_model
-from ..model._plan import _eval_mode, check_batch
-from ..model._policy import CALIBRATORS
+from .._errors import InitError, check_positive_finite, check_positive_int, failure
+from .._render import Column, number, rich_table
+from ..model import (
+    InitPlan,
+    PlanRow,
+    Policy,
+    Rule,
+    build_plan,
+    check_batch,
+    discover,
+    eval_mode,
+    owns_parameters,
+)
 from ..random import check_seed
 from ..schemes import Orthogonal
 from ..theory import infer_fans
@@ -87,17 +96,14 @@ class LSUVReport:
 
     def table(self) -> Any:
         """The report as a `rich.table.Table`."""
-        from rich.table import Table
-
-        table = Table(title=f"LSUV: target std {self.target_std:g} +- {self.tol:g}, "
-                      f"{self.forwards} partial forwards, {self.seconds:.2f} s")
-        for column in ("layer", "iterations", "std before", "std after", "gain", "ok"):
-            table.add_column(column, justify="left" if column == "layer" else "right")
-        for x in self.layers:
-            table.add_row(x.name + (f" ({x.note})" if x.note else ""), str(x.iterations),
-                          f"{x.std_before:.4g}", f"{x.std_after:.4g}", f"{x.gain:.4g}",
-                          "yes" if x.converged else "NO")
-        return table
+        columns = [Column("layer"), *(Column(header, "right") for header in (
+            "iterations", "std before", "std after", "gain", "ok"))]
+        rows = [[x.name + (f" ({x.note})" if x.note else ""), str(x.iterations),
+                 number(x.std_before), number(x.std_after), number(x.gain),
+                 "yes" if x.converged else "NO"] for x in self.layers]
+        return rich_table(f"LSUV: target std {self.target_std:g} +- {self.tol:g}, "
+                          f"{self.forwards} partial forwards, {self.seconds:.2f} s",
+                          columns, rows)
 
 
 class _Stop(Exception):
@@ -173,18 +179,13 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
         raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
     target_std = check_positive_finite("target_std", target_std)
     tol = check_positive_finite("tol", tol)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise InitError(f"`max_iter` must be a positive int, got {max_iter!r}.")
+    max_iter = check_positive_int("max_iter", max_iter)
     seed = check_seed(seed)
     args, kwargs = check_batch(batch)
     policy = Policy([Rule(Orthogonal(), role=list(_CALIBRATED_ROLES),
                           label="orthogonal pre-init"),
                      Policy.preset("auto", residual="none")], name="lsuv")
-    try:
-        plan = init_model(model, policy, seed=seed, example_inputs=kwargs or args,
-                          dry_run=True)
-    except InitError as exc:  # say `batch`, the argument the caller passed
-        raise InitError(str(exc).replace("`example_inputs`", "`batch`")) from None
+    plan = build_plan(discover(model, kwargs or args, argument="batch"), policy, seed)
     targets = _targets(model, plan)
     chosen = {row.name for _, row in targets}
     with _restoring(model):
@@ -197,7 +198,7 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
     gains = {x.weight: x.gain for x in layers}
     rows = [row if row.name not in gains else dataclasses.replace(
         row, spec=Orthogonal(gain=gains[row.name]),
-        std=Orthogonal(gain=gains[row.name]).std(infer_fans(row.shape)),
+        std=Orthogonal(gain=gains[row.name]).std_for(infer_fans(row.shape)),
         rule="lsuv: calibrated on the batch") for row in plan]
     final = InitPlan(rows, seed=plan.seed, policy="lsuv", notes=plan.notes)
     return LSUVReport(tuple(layers), final, target_std, tol, forwards, calls,
@@ -231,7 +232,7 @@ def _calibrate(model: nn.Module, seed: int, targets: list[tuple[str, PlanRow]],
     else:
         probe = _PartialForwards(model, args, kwargs)
     done: list[LSUVLayer] = []
-    with torch.no_grad(), _eval_mode(model), torch.random.fork_rng(devices=[]):
+    with torch.no_grad(), eval_mode(model), torch.random.fork_rng(devices=[]):
         for module_name, row in targets:
             module = modules[module_name]
             weight = params[row.name]
@@ -267,21 +268,13 @@ def _std_of(name: str, output: Any) -> float:
         raise InitError(
             f"Layer {name!r} gives a {'constant' if std == 0.0 else 'non-finite'} output on "
             f"`batch` (std {std}), so no scale can make its std the target; check the batch "
-            "(all samples equal?) or the layers before it. The model was not changed."
+            "(all samples equal?) or the layers before it. Nothing was changed."
         )
     return std
 
 
 def _forward_failed(name: str, exc: Exception) -> InitError:
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return InitError(
-        f"The forward pass on `batch` failed while calibrating {name!r}: "
-        f"{type(exc).__name__}: {first}. The model was not changed."
-    )
-
-
-def _owns_parameters(module: nn.Module) -> bool:
-    return any(True for _ in module.parameters(recurse=False))
+    return failure(f"While calibrating {name!r}, the forward pass on `batch`", exc)
 
 
 class _Probe:
@@ -309,7 +302,7 @@ class _Chain(_Probe):
         name, child = self.children[index]
         if child is None:
             return self.x
-        self.calls += _owns_parameters(child)
+        self.calls += owns_parameters(child)
         try:
             return child(self.x)
         except Exception as exc:
@@ -348,7 +341,7 @@ class _PartialForwards(_Probe):
             raise _Stop
 
         handles = [m.register_forward_hook(count) for m in self.model.modules()
-                   if _owns_parameters(m)]
+                   if owns_parameters(m)]
         handles.append(hooked.register_forward_hook(stop))
         self.forwards += 1
         args, kwargs = tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x,
@@ -370,10 +363,7 @@ class _PartialForwards(_Probe):
         return _std_of(name, seen[0])
 
 
-def _lsuv_policy(model: nn.Module, batch: object, *, seed: int = 0) -> InitPlan:
+def lsuv_plan(model: nn.Module, batch: object, *, seed: int = 0) -> InitPlan:
+    """`lsuv` with its defaults, returning the plan: the calibrator behind
+    ``init_model(model, "lsuv", example_inputs=batch)``."""
     return lsuv(model, batch, seed=seed).plan
-
-
-def register() -> None:
-    """Make ``init_model(model, "lsuv", example_inputs=batch)`` run `lsuv`."""
-    CALIBRATORS.setdefault("lsuv", _lsuv_policy)

@@ -1,16 +1,37 @@
 """Whole-model initialization: discover each parameter's role and what feeds it, apply a policy,
-return the plan."""
+return the plan.
+
+Public (re-exported by `weightinit`): `init_model`, `materialize`, `InitPlan`, `PlanRow`,
+`Policy`, `Rule`, `ParamInfo`, `Feed`, `ROLES`. The rest is this layer's API for the layers
+above (`lsuv`, `diagnose`, `cli`): discovery and plan building, the probe helpers, and the
+registries of presets and calibrators.
+"""
 
 from ._dataflow import Feed as Feed
+from ._dataflow import is_norm as is_norm
+from ._discovery import Discovery as Discovery
+from ._discovery import discover as discover
+from ._graph import owns_parameters as owns_parameters
+from ._graph import record as record
+from ._info import ParamInfo as ParamInfo
+from ._init_model import build_plan as build_plan
+from ._init_model import init_model as init_model
 from ._materialize import materialize as materialize
 from ._plan import InitPlan as InitPlan
 from ._plan import PlanRow as PlanRow
-from ._plan import init_model as init_model
-from ._policy import PRESETS as PRESETS
-from ._policy import ParamInfo as ParamInfo
+from ._policy import CALIBRATORS as CALIBRATORS
 from ._policy import Policy as Policy
 from ._policy import Rule as Rule
+from ._policy import register_calibrator as register_calibrator
+from ._presets import PRESETS as PRESETS
+from ._probe import check_batch as check_batch
+from ._probe import eval_mode as eval_mode
+from ._probe import synthesize_input as synthesize_input
 from ._roles import ROLES as ROLES
 
-__all__ = ["PRESETS", "ROLES", "Feed", "InitPlan", "ParamInfo", "PlanRow", "Policy", "Rule",
-           "init_model", "materialize"]
+__all__ = [
+    "CALIBRATORS", "PRESETS", "ROLES", "Discovery", "Feed", "InitPlan", "ParamInfo", "PlanRow",
+    "Policy", "Rule", "build_plan", "check_batch", "discover", "eval_mode", "init_model",
+    "is_norm", "materialize", "owns_parameters", "record", "register_calibrator",
+    "synthesize_input",
+]

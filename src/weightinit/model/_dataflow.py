@@ -23,8 +23,14 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
-from ..theory import Activation, resolve_activation, second_moment
-from ..theory._activations import _NAMED
+from ..theory import (
+    ACTIVATION_NAMES,
+    PREFERRED_NAMES,
+    Activation,
+    activation_parameters,
+    resolve_activation,
+    second_moment,
+)
 from ._graph import Graph, Node, Ref, iter_ancestors
 
 _RENAMES = {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "isub": "sub",
@@ -33,9 +39,7 @@ _RENAMES = {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "isub": 
             "subtract": "sub", "clip": "clamp", "negative": "neg", "swish": "silu"}
 
 POINTWISE = frozenset({
-    *_NAMED, "relu", "gelu", "silu", "sigmoid", "tanh", "softplus", "leaky_relu", "elu", "selu",
-    "celu", "mish", "hardtanh", "relu6", "hardswish", "hardsigmoid", "softsign", "logsigmoid",
-    "tanhshrink", "softshrink", "hardshrink", "threshold",
+    *ACTIVATION_NAMES, "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "threshold",
     "sin", "cos", "exp", "exp2", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "neg",
     "erf", "erfc", "square", "pow", "rpow", "mul", "add", "sub", "rsub", "div", "rdiv",
     "clamp", "clamp_min", "clamp_max", "minimum", "maximum", "where", "gt", "lt", "ge", "le",
@@ -400,9 +404,9 @@ def _recognize(expr: _Expr, fn: Callable[[torch.Tensor], torch.Tensor]) -> Activ
         return Activation(_text(expr), fn)
     candidates: list[Activation] = []
     top = expr.top
-    if len(expr.nodes) == 1 and canonical(top.name) in _NAMED:
+    if len(expr.nodes) == 1 and canonical(top.name) in ACTIVATION_NAMES:
         name = canonical(top.name)
-        defaults = list(_NAMED[name][1])
+        defaults = list(activation_parameters(name))
         params = {k: v for k, v in zip(defaults, top.args[1:], strict=False)}
         params.update({k: v for k, v in top.kwargs.items() if k in defaults})
         with contextlib.suppress(Exception):
@@ -418,7 +422,7 @@ def _recognize(expr: _Expr, fn: Callable[[torch.Tensor], torch.Tensor]) -> Activ
     return Activation(_text(expr), fn)
 
 
-_COMMON = [*(resolve_activation(name) for name in _NAMED if name != "linear"),
+_COMMON = [*(resolve_activation(name) for name in PREFERRED_NAMES if name != "linear"),
            resolve_activation("gelu", {"approximate": "tanh"})]
 
 

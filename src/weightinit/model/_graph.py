@@ -151,7 +151,8 @@ class _Recorder(TorchFunctionMode):
         return out
 
 
-def _own_params(module: nn.Module) -> bool:
+def owns_parameters(module: nn.Module) -> bool:
+    """Whether `module` has parameters of its own (not only in its children): a layer."""
     return any(True for _ in module.parameters(recurse=False))
 
 
@@ -200,7 +201,7 @@ def record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
                       out_index=1)
 
     for module, _name in names.items():
-        if _own_params(module):
+        if owns_parameters(module):
             handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
             handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
     try:

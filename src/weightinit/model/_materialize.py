@@ -20,20 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import InitError, did_you_mean
-from ..random import check_seed, choose_backend
-from ..schemes import Spec
-from ._plan import InitPlan, PlanRow, build_plan, discover, is_dtensor
-from ._policy import CALIBRATORS, resolve_policy
-
-
-def _is_meta(tensor: torch.Tensor) -> bool:
-    return bool(tensor.is_meta) or (is_dtensor(tensor) and bool(_local(tensor).is_meta))
-
-
-def _local(tensor: torch.Tensor) -> torch.Tensor:
-    """A DTensor's local shard as a plain tensor sharing its memory."""
-    return tensor._local_tensor if is_dtensor(tensor) else tensor  # type: ignore[attr-defined]
+from .._errors import InitError, did_you_mean, failure
+from ..random import Backend, check_seed, choose_backend
+from ._discovery import discover
+from ._distributed import is_dtensor, is_meta, local_tensor, shard_box
+from ._init_model import build_plan
+from ._plan import InitPlan, PlanRow
+from ._policy import CALIBRATORS
+from ._presets import resolve_policy
 
 
 @dataclass(frozen=True)
@@ -44,27 +38,6 @@ class _Target:
     row: PlanRow
     local: torch.Tensor
     offset: tuple[int, ...]
-
-
-def _shard_box(name: str, param: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(local shape, global offset) of a DTensor's shard, or InitError for placements whose
-    shard is not a box of the global tensor."""
-    from torch.distributed.tensor import Replicate, Shard
-    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
-
-    placements = tuple(param.placements)  # type: ignore[attr-defined]
-    for placement in placements:
-        if not (type(placement) is Shard or isinstance(placement, Replicate)):
-            raise InitError(
-                f"Parameter {name!r} (shape {tuple(param.shape)}) has placements {placements}: "
-                f"its local part under {placement} is not one rectangular slice of the tensor, "
-                "so it cannot be filled from the global stream. materialize supports Shard(d) "
-                "and Replicate on any mesh (FSDP2, tensor parallelism): lay the parameter out "
-                "with those, materialize, then redistribute it."
-            )
-    shape, offset = compute_local_shape_and_global_offset(
-        param.shape, param.device_mesh, placements)  # type: ignore[attr-defined]
-    return tuple(int(d) for d in shape), tuple(int(o) for o in offset)
 
 
 def _device(device: object) -> torch.device:
@@ -124,7 +97,7 @@ def _meta_buffers(model: nn.Module) -> list[_MetaBuffer]:
     seen: set[int] = set()
     for module_name, module in model.named_modules():
         for attr, buffer in module._buffers.items():
-            if buffer is None or id(buffer) in seen or not _is_meta(buffer):
+            if buffer is None or id(buffer) in seen or not is_meta(buffer):
                 continue
             seen.add(id(buffer))
             found.append(_MetaBuffer(f"{module_name}.{attr}" if module_name else attr, module,
@@ -160,7 +133,7 @@ def _recipe(model: nn.Module, module_name: str, module: nn.Module) -> tuple[
 
 def _written(buffer: _MetaBuffer) -> bool:
     current = buffer.module._buffers.get(buffer.attr)
-    if current is None or _is_meta(current):
+    if current is None or is_meta(current):
         return False
     return current is not buffer.allocated or current._version > buffer.version
 
@@ -223,14 +196,13 @@ def _materialize_buffers(model: nn.Module, device: torch.device,
                         failed.append(f"{buffer.name!r} (shape {tuple(buffer.original.shape)}; "
                                       f"{why})")
         if failed:
-            raise InitError(
+            raise failure(
                 f"Buffer{'s' if len(failed) > 1 else ''} {', '.join(failed[:5])}"
                 f"{f' and {len(failed) - 5} more' if len(failed) > 5 else ''} would stay "
                 "uninitialized: built on the meta device, they have no values, and their "
-                "module's code does not recompute them. Give the module a reset_parameters() "
-                "that sets them, pass buffers={name: tensor}, or create them with an explicit "
-                "device= in __init__. Nothing was changed."
-            )
+                "module's code does not recompute them",
+                fix="Give the module a reset_parameters() that sets them, pass "
+                "buffers={name: tensor}, or create them with an explicit device= in __init__")
     except BaseException:
         for buffer in buffers:
             buffer.module._buffers[buffer.attr] = buffer.original
@@ -246,8 +218,8 @@ def _targets(plan: InitPlan, params: Mapping[str, torch.Tensor]) -> list[_Target
             continue
         param = params[row.name]
         if is_dtensor(param):
-            shape, offset = _shard_box(row.name, param)
-            local = _local(param)
+            shape, offset = shard_box(row.name, param)
+            local = local_tensor(param)
             if tuple(local.shape) != shape:
                 raise InitError(
                     f"Parameter {row.name!r}: its local shard has shape {tuple(local.shape)}, "
@@ -257,20 +229,6 @@ def _targets(plan: InitPlan, params: Mapping[str, torch.Tensor]) -> list[_Target
             local, offset = param, (0,) * param.dim()
         targets.append(_Target(row, local, offset))
     return targets
-
-
-def _fill(target: _Target, seed: int, backend: str) -> None:
-    row, local = target.row, target.local
-    spec: Spec = row.spec  # type: ignore[assignment]
-    if local.numel() == 0:
-        return
-    spec.fill_(local, fans=row.fans if spec.needs_fans else None, seed=seed, key=row.name,
-               global_shape=row.shape, offset=target.offset,
-               backend=backend)  # type: ignore[arg-type]
-    if row.padding_idx is not None:
-        index = row.padding_idx - target.offset[0]
-        if 0 <= index < local.shape[0]:
-            local[index] = 0
 
 
 def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
@@ -327,30 +285,28 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
     params = dict(model.named_parameters(remove_duplicate=False))
     for name, param in params.items():
         if is_dtensor(param):
-            _shard_box(name, param)  # refuse unsupported placements before anything changes
-    found, notes = discover(model, example_inputs)
-    plan = build_plan(found, notes, resolved, seed)
+            shard_box(name, param)  # refuse unsupported placements before anything changes
+    plan = build_plan(discover(model, example_inputs), resolved, seed)
     unfilled = [f"{row.name!r} (shape {row.shape}, role {row.role!r})" for row in plan.rows
-                if row.spec is None and _is_meta(params[row.name])]
+                if row.spec is None and is_meta(params[row.name])]
     if unfilled:
-        raise InitError(
+        raise failure(
             f"Parameter{'s' if len(unfilled) > 1 else ''} {', '.join(unfilled[:5])}"
             f"{f' and {len(unfilled) - 5} more' if len(unfilled) > 5 else ''} would be "
             "allocated but not filled: the policy keeps them as they are, and on the meta "
-            "device they have no values. Give them a rule, e.g. "
-            "wi.Policy([wi.Rule(wi.Normal(0.02), name='...'), wi.Policy.preset('auto')]). "
-            "Nothing was changed."
-        )
+            "device they have no values",
+            fix="Give them a rule, e.g. wi.Policy([wi.Rule(wi.Normal(0.02), name='...'), "
+            "wi.Policy.preset('auto')])")
     notes = list(plan.notes)
     notes += _materialize_buffers(model, target_device, dict(buffers or {}))
 
-    meta_params = sum(1 for p in set(params.values()) if _is_meta(p))
+    meta_params = sum(1 for p in set(params.values()) if is_meta(p))
 
     def allocate(tensor: torch.Tensor) -> torch.Tensor:
-        if not _is_meta(tensor):
+        if not is_meta(tensor):
             return tensor
         fresh = torch.empty_like(tensor, device=target_device)
-        _advise_huge_pages(_local(fresh))
+        _advise_huge_pages(local_tensor(fresh))
         return fresh
 
     sites: dict[int, list[tuple[nn.Module, str]]] = {}
@@ -368,12 +324,11 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
     targets = _targets(plan, params)
     local = sum(t.local.numel() for t in targets)
     # Big models compile the kernels (same bits) even when each tensor alone would not.
-    backend = "compiled" if choose_backend("auto", local) == "compiled" else "auto"
-    with torch.no_grad():
-        for target in targets:
-            _fill(target, seed, backend)
+    backend: Backend = "compiled" if choose_backend("auto", local) == "compiled" else "auto"
+    for target in targets:
+        target.row.fill_(target.local, seed=seed, offset=target.offset, backend=backend)
     left = [name for name, t in [*model.named_parameters(remove_duplicate=False),
-                                 *model.named_buffers(remove_duplicate=False)] if _is_meta(t)]
+                                 *model.named_buffers(remove_duplicate=False)] if is_meta(t)]
     if left:
         raise InitError(f"Still on the meta device after materialize: {', '.join(left[:5])}.")
     total = sum(math.prod(row.shape) for row in plan.rows if row.spec is not None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 
 from ..theory import Fans, compute_fans
 from ._dataflow import is_norm
+from ._info import ParamInfo
 
 # Roles a rule can match (globs work: "*.bias", "rnn.*").
 ROLES = (
@@ -21,23 +21,6 @@ ROLES = (
 )
 _QKV_NAMES = ("c_attn", "qkv", "qkv_proj", "wqkv", "query_key_value", "in_proj", "to_qkv")
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1, "LSTMCell": 4, "GRUCell": 3, "RNNCell": 1}
-
-
-@dataclasses.dataclass(frozen=True)
-class Slot:
-    """One parameter (tied aliases folded in) and what its module says it is."""
-
-    name: str
-    aliases: tuple[str, ...]
-    module: str
-    attr: str
-    layer: str  # the owning module's class name
-    role: str
-    fans: Fans | None
-    shape: tuple[int, ...]
-    torch_fans: Fans | None  # torch's own `_calculate_fan_in_and_fan_out` (presets need it)
-    gates: int = 1  # stacked gates in a recurrent weight (LSTM 4, GRU 3)
-    padding_idx: int | None = None
 
 
 def _torch_fans(shape: tuple[int, ...]) -> Fans | None:
@@ -136,8 +119,10 @@ def _role(module: nn.Module, module_name: str, attr: str, shape: tuple[int, ...]
     return "unknown", None, 1
 
 
-def slots(model: nn.Module) -> list[Slot]:
-    """Every distinct parameter of `model`, in registration order, with its aliases."""
+def describe_parameters(model: nn.Module) -> list[ParamInfo]:
+    """Every distinct parameter of `model`, in registration order, as a `ParamInfo` with what
+    its module says (role, fans, aliases, padding row); the forward pass's findings (feed,
+    residual structure) are added by discovery."""
     owners: dict[int, list[tuple[str, str, str, nn.Module]]] = {}
     order: list[int] = []
     for module_name, module in model.named_modules(remove_duplicate=False):
@@ -149,33 +134,39 @@ def slots(model: nn.Module) -> list[Slot]:
             if all(full != seen for seen, _, _, _ in owners[id(param)]):
                 owners[id(param)].append((full, module_name, attr, module))
     params = {id(p): p for p in model.parameters()}
+    modules = dict(model.named_modules(remove_duplicate=False))
     result = []
     for pid in order:
         entries = owners[pid]
+        shape = tuple(params[pid].shape)
+
         # The canonical owner: an embedding when an embedding is tied to an output layer
         # (its padding row and role belong to the table), else the first module whose role
         # is understood, else the first.
-        shape = tuple(params[pid].shape)
-
         def rank(entry: tuple[str, str, str, nn.Module], shape: tuple[int, ...] = shape) -> int:
             role = _role(entry[3], entry[1], entry[2], shape)[0]
             return 0 if role in ("embedding", "pos_embedding") else 2 if role == "unknown" else 1
 
-        ranked = sorted(entries, key=rank)
-        full, module_name, attr, module = ranked[0]
-        shape = tuple(params[pid].shape)
+        full, module_name, attr, module = sorted(entries, key=rank)[0]
         role, fans, gates = _role(module, module_name, attr, shape)
-        names = [full] + [e[0] for e in entries if e[0] != full]
-        result.append(Slot(
-            name=names[0], aliases=tuple(names[1:]), module=module_name, attr=attr,
-            layer=type(module).__name__, role=role, fans=fans, shape=shape,
+        aliases = tuple(e[0] for e in entries if e[0] != full)
+        weight = getattr(module, "weight", None)
+        result.append(ParamInfo(
+            name=full, aliases=aliases, shape=shape, role=role, layer=type(module).__name__,
+            module=module_name, fans=fans,
             torch_fans=(Fans(shape[0], shape[1]) if _is_hf_conv1d(module) and len(shape) == 2
                         else _torch_fans(shape)),
             gates=gates,
+            tied_output=role == "embedding" and any(
+                isinstance(modules.get(_parent(alias)), nn.Linear) for alias in aliases),
+            weight_shape=tuple(weight.shape) if isinstance(weight, torch.Tensor) else None,
+            attr=attr,
             padding_idx=getattr(module, "padding_idx", None) if role == "embedding" else None,
+            module_type=type(module),
         ))
     return result
 
 
-def parameters_by_name(model: nn.Module) -> dict[str, torch.Tensor]:
-    return dict(model.named_parameters(remove_duplicate=False))
+def _parent(name: str) -> str:
+    """The qualified name of the module that owns parameter (or module) `name`."""
+    return name.rsplit(".", 1)[0] if "." in name else ""

@@ -1,26 +1,32 @@
-"""Initializer specs: which distribution, which std, for which fans."""
+"""Initializer specs: which distribution, which std, for which fans.
 
+Adding a scheme: a frozen dataclass subclassing `Spec` in the file of its family
+(`_distributions`: one distribution per element; `_scaling`: fan-based; `_structured`: built
+over the whole tensor), exported here and in `weightinit/__init__.py`. `spec_from_dict` finds
+it by class name.
+"""
+
+from ..theory import truncated_std_factor as truncated_std_factor
 from ._base import Spec as Spec
 from ._base import spec_from_dict as spec_from_dict
-from ._specs import BlockConstant as BlockConstant
-from ._specs import Constant as Constant
-from ._specs import DeltaOrthogonal as DeltaOrthogonal
-from ._specs import Glorot as Glorot
-from ._specs import He as He
-from ._specs import Identity as Identity
-from ._specs import Kaiming as Kaiming
-from ._specs import LeCun as LeCun
-from ._specs import Normal as Normal
-from ._specs import Ones as Ones
-from ._specs import Orthogonal as Orthogonal
-from ._specs import Sparse as Sparse
-from ._specs import TruncatedNormal as TruncatedNormal
-from ._specs import Uniform as Uniform
-from ._specs import VarianceScaling as VarianceScaling
-from ._specs import Xavier as Xavier
-from ._specs import ZerO as ZerO
-from ._specs import Zeros as Zeros
-from ._specs import truncated_std_factor as truncated_std_factor
+from ._distributions import Constant as Constant
+from ._distributions import Normal as Normal
+from ._distributions import Ones as Ones
+from ._distributions import TruncatedNormal as TruncatedNormal
+from ._distributions import Uniform as Uniform
+from ._distributions import Zeros as Zeros
+from ._scaling import Glorot as Glorot
+from ._scaling import He as He
+from ._scaling import Kaiming as Kaiming
+from ._scaling import LeCun as LeCun
+from ._scaling import VarianceScaling as VarianceScaling
+from ._scaling import Xavier as Xavier
+from ._structured import BlockConstant as BlockConstant
+from ._structured import DeltaOrthogonal as DeltaOrthogonal
+from ._structured import Identity as Identity
+from ._structured import Orthogonal as Orthogonal
+from ._structured import Sparse as Sparse
+from ._structured import ZerO as ZerO
 
 __all__ = [
     "BlockConstant", "Constant", "DeltaOrthogonal", "Glorot", "He", "Identity", "Kaiming",

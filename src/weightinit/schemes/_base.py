@@ -6,15 +6,14 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 
 from .._errors import InitError, InitWarning, did_you_mean
-from ..random import FLOAT_DTYPES, Backend, Region, check_seed, fill_keyed_, kernel_params
+from ..random import FLOAT_DTYPES, Backend, Kind, Region, check_seed, fill_keyed_, kernel_params
 from ..theory import Fans, infer_fans
 
-Kind = Literal["uniform", "normal", "truncated_normal"]
 Draw = Callable[[Kind, Sequence[float], int], torch.Tensor]
 """draw(kind, params, substream) -> float64 tensor of the whole logical shape."""
 
@@ -56,7 +55,21 @@ def _draw_keyed(shape: tuple[int, ...], device: torch.device, seed: int, key: st
     return draw
 
 
-def _as_fans(fans: object) -> Fans:
+def normalize(spec: Spec, name: str, value: object) -> None:
+    """Set a field of a frozen spec to its validated, normalized value (``1`` -> ``1.0``)."""
+    object.__setattr__(spec, name, value)
+
+
+def need_ndim(spec: Spec, shape: tuple[int, ...], low: int, form: str) -> None:
+    """InitError unless a tensor of `shape` has at least `low` dims (`form` names them)."""
+    if len(shape) < low:
+        raise InitError(
+            f"{type(spec).__name__} needs a tensor with at least {low} dims ({form}), got "
+            f"shape {shape}."
+        )
+
+
+def as_fans(fans: object) -> Fans:
     """A Fans, or a (fan_in, fan_out[, receptive_field]) tuple of non-negative ints."""
     values = tuple(fans) if isinstance(fans, (tuple, list)) else None
     if values is None or not 2 <= len(values) <= 3 or any(
@@ -72,7 +85,7 @@ def _as_fans(fans: object) -> Fans:
 class Spec:
     """Base of every initializer spec: a frozen, validated, serializable value.
 
-    Subclasses implement `std(fans)` and one of `_distribution(fans)` (a single distribution
+    Subclasses implement `std_for(fans)` and one of `_distribution(fans)` (a single distribution
     per element), `_full(shape, fans, draw)` (a joint construction over the whole logical
     tensor) or `_constant()`.
     """
@@ -85,7 +98,7 @@ class Spec:
             _REGISTRY.setdefault(cls.__name__, cls)
 
     # -- what a scheme defines ------------------------------------------------------------
-    def std(self, fans: Fans | None = None) -> float:
+    def std_for(self, fans: Fans | None = None) -> float:
         """The standard deviation of the values this spec gives for `fans`.
 
         Joint schemes (Orthogonal, DeltaOrthogonal, Identity, ZerO) are built on the tensor's
@@ -177,7 +190,7 @@ class Spec:
             seed = check_seed(0 if seed is None else seed)
         region = Region.of(tensor.shape, global_shape, offset)
         shape = region.global_shape
-        given = None if fans is None else _as_fans(fans)
+        given = None if fans is None else as_fans(fans)
         self._check_shape(shape, given is not None)
         resolved = infer_fans(shape) if self.needs_fans and given is None else given
         if tensor.numel() == 0:

@@ -36,8 +36,9 @@ def _weights_only(spec: Spec, name: str) -> Policy:
 
 
 _SCHEMES: dict[str, Spec] = {
-    "zeros": Zeros(), "N(0, 0.01)": Normal(std=0.01), "N(0, 1)": Normal(std=1.0),
-    "Glorot": Glorot(), "He": He(), "orthogonal": Orthogonal(gain=math.sqrt(2.0)),
+    "zeros": Zeros(), "constant 0.01": Constant(0.01), "N(0, 0.01)": Normal(std=0.01),
+    "N(0, 1)": Normal(std=1.0), "Glorot": Glorot(), "He": He(),
+    "orthogonal": Orthogonal(gain=math.sqrt(2.0)),
 }
 
 
@@ -49,8 +50,6 @@ def initialize(model: nn.Module, name: str, batch: torch.Tensor, seed: int) -> n
         init_model(model, "torch", seed=seed)  # torch's constructors, in distribution
     elif name == "LSUV":
         lsuv(model, batch, seed=seed)
-    elif name.startswith("constant "):
-        init_model(model, _weights_only(Constant(float(name.split()[1])), name), seed=seed)
     else:
         init_model(model, _weights_only(_SCHEMES[name], name), seed=seed)
     return model
@@ -141,7 +140,7 @@ def _depth_study(batch: torch.Tensor, seed: int, quick: bool, step: Progress) ->
 def _training_study(data: Digits, batch: torch.Tensor, seed: int, quick: bool,
                     step: Progress) -> dict[str, Any]:
     depth, width = 20, 64
-    epochs = 12 if quick else int(RECIPE["epochs"])  # 8: seed 0 of auto lands at 0.43
+    epochs = 12 if quick else int(RECIPE["epochs"])
     runs: dict[str, Any] = {}
     models: dict[str, nn.Module] = {}
     for name in QUICK_TRAIN_INITS if quick else TRAIN_INITS:

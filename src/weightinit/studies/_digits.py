@@ -28,7 +28,7 @@ class Digits:
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """(1797 x 64 pixels, labels) from the CSV that ships inside scikit-learn, read without
-    importing scikit-learn (1.8 s of a 15 s demo); through sklearn if the file moved."""
+    importing scikit-learn (about 1.8 s); through sklearn if the file moved."""
     spec = importlib.util.find_spec("sklearn")
     if spec is None or spec.origin is None:
         raise InitError(
@@ -90,7 +90,7 @@ def train(model: nn.Module, data: Digits, *, epochs: int = EPOCHS,
     run). A loss that turns NaN ends training early and is reported as such."""
     generator = torch.Generator().manual_seed(seed)
     # SGD with momentum, written out (torch.optim.SGD's rule with dampening 0: b = m b + g,
-    # p -= lr b); torch.optim's first step would import torch._dynamo, 2 s of a 15 s demo.
+    # p -= lr b); torch.optim's first step would import torch._dynamo (about 2 s).
     params = [p for p in model.parameters() if p.requires_grad]
     velocity = [torch.zeros_like(p) for p in params]
     losses: list[float] = []

@@ -65,6 +65,16 @@ _NAMED: dict[str, tuple[Callable[..., torch.Tensor], dict[str, Any]]] = {
 }
 ALIASES = {"identity": "linear", "swish": "silu", "none": "linear"}
 ACTIVATION_NAMES = tuple(sorted(_NAMED))
+PREFERRED_NAMES = tuple(_NAMED)
+"""The names in the order to try them when naming a function that several of them equal
+(``elu`` before ``celu``, which is the same function at alpha = 1)."""
+
+
+def activation_parameters(name: str) -> tuple[str, ...]:
+    """The parameters of the named activation, in the order its torch function takes them
+    after the input (``hardtanh``: ``("min_val", "max_val")``); () for an unknown name."""
+    entry = _NAMED.get(name)
+    return tuple(entry[1]) if entry is not None else ()
 
 # module type -> (name, attributes that are its parameters)
 _MODULES: dict[type[nn.Module], tuple[str, tuple[str, ...]]] = {

@@ -7,7 +7,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Literal, NamedTuple
 
-from .._errors import InitError, check_choice
+from .._errors import InitError, check_choice, check_positive_int
 
 Layout = Literal["linear", "conv", "conv_transpose", "embedding", "qkv", "experts"]
 LAYOUTS: tuple[str, ...] = ("linear", "conv", "conv_transpose", "embedding", "qkv", "experts")
@@ -83,8 +83,7 @@ def compute_fans(shape: object, layout: Layout = "linear", *, groups: int = 1) -
     """
     dims = _as_shape(shape)
     check_choice("layout", layout, LAYOUTS)
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise InitError(f"`groups` must be a positive int, got {groups!r}.")
+    check_positive_int("groups", groups)
     if groups != 1 and layout not in ("conv", "conv_transpose"):
         raise InitError(f"`groups` (={groups}) only applies to conv layouts, not {layout!r}.")
     if layout == "linear":

@@ -56,12 +56,8 @@ def second_moment(activation: object, *, q: float = 1.0, derivative: bool = Fals
     scale = math.sqrt(q)
     fn = _derivative if derivative else _values
     edges = [k / scale for k in act.kinks] if scale > 0 else []
-    try:
-        return gaussian_expectation(lambda z: fn(act, scale * z) ** 2, edges)
-    except InitError as exc:
-        if str(exc).startswith("`activation`"):
-            raise
-        raise InitError(f"`activation` {act.label}: {exc}") from None
+    return gaussian_expectation(lambda z: fn(act, scale * z) ** 2, edges,
+                                subject=f"`activation` {act.label}")
 
 
 def _closed_form(act: Activation) -> float | None:

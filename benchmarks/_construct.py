@@ -1,0 +1,83 @@
+"""Run by the materialize section (`bench_materialize.py`) in a fresh interpreter, so that the
+peak RSS is this one model's alone. Builds a GPT (`weightinit.studies.GPT`) either the way torch
+does by default (`--how default`: allocated and initialized by each module's
+`reset_parameters`, on the CPU) or on the meta device followed by
+`wi.materialize(model, device="cpu", seed=0)` (`--how materialize`), and prints the time, the
+peak RSS before and after, and the model's bytes as one JSON object on the last line.
+
+For `materialize`, a tiny GPT is materialized first with WEIGHTINIT_COMPILE=1: that compiles
+the keyed kernels (once per process; torch.compile's caches on disk may shorten it) and
+imports the meta-device machinery, and is reported as "warmup", not timed. After it, "auto"
+picks the compiled kernels for every tensor of 2**14 elements or more.
+
+    python benchmarks/_construct.py --how materialize --width 768 --layers 12 --heads 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+import weightinit as wi
+from weightinit.studies import GPT, GPTConfig, gpt
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def _warm_up() -> float:
+    begin = time.perf_counter()
+    os.environ["WEIGHTINIT_COMPILE"] = "1"
+    try:
+        with torch.device("meta"):
+            tiny = gpt(vocab=97, context=16, width=32, layers=1, heads=4)
+        wi.materialize(tiny, device="cpu")
+    finally:
+        del os.environ["WEIGHTINIT_COMPILE"]
+    return time.perf_counter() - begin
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--how", choices=("default", "materialize"), required=True)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    for name, default in (("vocab", 50257), ("context", 1024), ("width", 768), ("layers", 12),
+                          ("heads", 12)):
+        parser.add_argument(f"--{name}", type=int, default=default,
+                            help=f"GPTConfig.{name} (default {default})")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = GPTConfig(vocab=args.vocab, context=args.context, width=args.width,
+                       layers=args.layers, heads=args.heads)
+    warm = _warm_up() if args.how == "materialize" else 0.0
+
+    before = _peak_rss_bytes()
+    begin = time.perf_counter()
+    model: nn.Module
+    if args.how == "materialize":
+        with torch.device("meta"):
+            model = GPT(config)
+        wi.materialize(model, device="cpu", seed=0)
+    else:
+        model = GPT(config)
+    seconds = time.perf_counter() - begin
+    peak = _peak_rss_bytes()
+
+    model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    print(json.dumps({"seconds": seconds, "rss_before": before, "peak_rss": peak,
+                      "model_bytes": model_bytes, "warmup": warm}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""`init_model`: discover the model, decide a spec per parameter, fill them all or none."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .._errors import InitError, failure
+from ..random import check_seed
+from ..schemes import Spec
+from ._discovery import Discovery, discover
+from ._info import ParamInfo
+from ._plan import InitPlan, PlanRow
+from ._policy import CALIBRATORS, Policy
+from ._presets import resolve_policy
+
+
+def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0,
+               example_inputs: object = None, dry_run: bool = False) -> InitPlan:
+    """Initialize every parameter of `model` by `policy`, and return the plan of what was done.
+
+    Discovery runs one forward pass (on the meta device for models of 2**24 parameters or
+    more, or off the CPU, when their code allows; for real under no_grad on copies of the
+    buffers for smaller CPU models or code that needs values; eval mode; no side effects: weights,
+    buffers, grads, train/eval flags and the global RNG are as before) on `example_inputs`,
+    or on an input synthesized from the first layer (Linear, ConvNd, Embedding). From it each
+    layer gets the activation that feeds it, and the layers that end residual branches are
+    found. When no forward pass can run, rows are in module order with activation
+    ``"unknown"``, and the plan's notes say so.
+
+    Args:
+        model: any ``torch.nn.Module`` with allocated parameters.
+        policy: ``"auto"`` (default), a preset name (see `wi.Policy.preset`), or a
+            `wi.Policy`; ``wi.Policy.preset("auto", residual="zero")`` for options.
+            ``"lsuv"`` calibrates on `example_inputs` (`wi.lsuv` with its defaults) and
+            returns the plan that reproduces the result.
+        seed: selects the keyed streams; each parameter's stream is keyed by its qualified name.
+        example_inputs: a tuple of positional arguments, a dict of keyword arguments, or a
+            tensor. Optional when the first layer makes the input shape obvious.
+        dry_run: plan only; change nothing.
+
+    Returns:
+        The `InitPlan`, one row per parameter (tied parameters once), in execution order.
+
+    Raises:
+        InitError: a bad policy or seed, inputs the model rejects, a rule that fails, or a
+            spec that cannot fill its parameter. The model is unchanged.
+
+    Example:
+        >>> plan = wi.init_model(model)
+        >>> rich.print(plan.table())
+    """
+    if not isinstance(model, nn.Module):
+        raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    if isinstance(policy, str) and policy in CALIBRATORS:
+        seed = check_seed(seed)
+        if example_inputs is None:
+            raise InitError(f"Policy {policy!r} calibrates on data: pass example_inputs=batch.")
+        if dry_run:
+            raise InitError(
+                f"Policy {policy!r} measures the model while it changes it, so it cannot "
+                "dry-run; run it on a copy (copy.deepcopy(model)) and read the plan."
+            )
+        plan: InitPlan = CALIBRATORS[policy](model, example_inputs, seed=seed)
+        return plan
+    resolved = resolve_policy(policy)
+    seed = check_seed(seed)
+    if not isinstance(dry_run, bool):
+        raise InitError(f"`dry_run` must be a bool, got {dry_run!r}.")
+    plan = build_plan(discover(model, example_inputs), resolved, seed)
+    if not dry_run:
+        plan.apply(model)
+    return plan
+
+
+def build_plan(found: Discovery, policy: Policy, seed: int) -> InitPlan:
+    """The rows `policy` gives the discovered parameters, in execution order; InitError for
+    a spec that cannot fill its parameter."""
+    rows = []
+    for info, (spec, rule) in zip(found.params, policy.decide(found.params), strict=True):
+        if spec is not None:
+            _check_fits(spec, info)
+        rows.append(PlanRow.from_info(info, spec, rule))
+    return InitPlan(rows, seed=seed, policy=policy.name, notes=found.notes)
+
+
+def _check_fits(spec: Spec, info: ParamInfo) -> None:
+    try:
+        spec._check_shape(info.shape, spec.needs_fans and info.fans is not None)
+        if spec.needs_fans and info.fans is None and len(info.shape) < 2:
+            raise InitError(f"{type(spec).__name__} needs fans, and a {len(info.shape)}-d "
+                            "parameter has none")
+    except InitError as exc:
+        raise failure(
+            f"{spec!r} cannot fill {info.name!r} (shape {info.shape}, role {info.role!r}): "
+            f"{exc}", fix="Give this parameter a rule with a spec that fits (Zeros, Normal, ...)"
+        ) from None

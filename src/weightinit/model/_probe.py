@@ -1,0 +1,177 @@
+"""Probing a model with one forward pass: its inputs (given, or synthesized from the first
+layer), checked batches, and a recorded pass without side effects (on the meta device or for
+real on copies)."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_flatten, tree_map
+
+from .._errors import InitError
+from ._distributed import has_fsdp, is_dtensor, meta_like, without_forward_hooks
+from ._graph import Graph, owns_parameters, record
+
+
+def synthesize_input(model: nn.Module, device: torch.device | str
+                     ) -> tuple[tuple[Any, ...] | None, str]:
+    """An input batch when the first layer makes its shape obvious (Linear, ConvNd,
+    Embedding), built on `device` from a private generator; else (None, why)."""
+    for module in model.modules():
+        if not owns_parameters(module):
+            continue
+        weight = next(module.parameters(recurse=False))
+        dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
+        generator = None
+        if torch.device(device).type != "meta":
+            generator = torch.Generator(device=device).manual_seed(0)
+        if isinstance(module, nn.Linear):
+            shape: tuple[int, ...] = (4, module.in_features)
+        elif isinstance(module, nn.modules.conv._ConvNd):
+            dims = len(module.kernel_size)
+            size = 32 if dims <= 2 else 8
+            shape = (2, module.in_channels, *[size] * dims)
+            if isinstance(module, nn.modules.conv._ConvTransposeNd):
+                shape = (2, module.in_channels, *[8] * dims)
+        elif isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+            ids = torch.randint(0, module.num_embeddings, (2, 16), device=device,
+                                generator=generator) if generator else torch.empty(
+                (2, 16), dtype=torch.long, device=device)
+            return (ids,), f"token ids of shape (2, 16) for {type(module).__name__}"
+        else:
+            # Only the first layer decides: a guess from a later one could be wrong.
+            return None, (f"the first layer ({type(module).__name__}) does not make the input "
+                          "shape obvious (Linear, ConvNd and Embedding do)")
+        if generator is None:
+            return (torch.empty(shape, dtype=dtype, device=device),), f"N(0,1) of shape {shape}"
+        return (torch.randn(shape, dtype=dtype, device=device, generator=generator),), (
+            f"N(0,1) of shape {shape}")
+    return None, "no Linear, ConvNd or Embedding layer to infer an input shape from"
+
+
+def as_call(inputs: object, argument: str = "example_inputs"
+            ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """(args, kwargs) for calling the model on `inputs`, passed as `argument` by the user."""
+    if isinstance(inputs, Mapping):
+        return (), dict(inputs)
+    if isinstance(inputs, tuple):
+        return inputs, {}
+    if isinstance(inputs, torch.Tensor):
+        return (inputs,), {}
+    raise InitError(
+        f"`{argument}` must be a tuple of positional arguments, a dict of keyword "
+        f"arguments or a tensor, got {type(inputs).__name__}."
+    )
+
+
+def check_batch(batch: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """(args, kwargs) of a model's input batch, refused when empty or not finite."""
+    if batch is None:
+        raise InitError("`batch` is required: it is what the model is measured on.")
+    args, kwargs = as_call(batch if isinstance(batch, (tuple, Mapping)) else (batch,), "batch")
+    tensors = [x for x in tree_flatten((args, kwargs))[0] if isinstance(x, torch.Tensor)]
+    if not tensors:
+        raise InitError("`batch` holds no tensor; pass the model's input batch.")
+    for tensor in tensors:
+        if tensor.numel() == 0:
+            raise InitError(
+                f"`batch` has an empty tensor (shape {tuple(tensor.shape)}); measuring needs "
+                "samples."
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise InitError(
+                f"`batch` has {bad} NaN/Inf values (tensor of shape {tuple(tensor.shape)}); "
+                "the model must be measured on finite inputs."
+            )
+    return args, kwargs
+
+
+def to_meta(tree: Any) -> Any:
+    """`tree` with every tensor replaced by an empty meta tensor of its shape and dtype."""
+    return tree_map(lambda x: torch.empty_like(x, device="meta")
+                    if isinstance(x, torch.Tensor) else x, tree)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode for the duration; each module's own flag restored afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+REAL_FIRST_BELOW = 1 << 24
+"""Models on the CPU with fewer parameters than this are probed for real first: a pass costs
+milliseconds there, while the meta device's first use imports torch._dynamo (about 2 s)."""
+
+
+def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Graph, str]:
+    """Record one forward pass without side effects, in one of two ways, the other as the
+    fallback: on the meta device (parameters and buffers swapped for meta tensors for the
+    call; no memory, no compute), or for real under no_grad on copies of the buffers, with
+    the global RNG state restored. Big or non-CPU models try meta first; small CPU models
+    try the real pass first. Eval mode either way (no dropout), and every module's train/eval
+    flag restored."""
+    from torch.func import functional_call
+
+    def run_with(tensors: dict[str, torch.Tensor]) -> Any:
+        def run(a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+            return functional_call(model, tensors, a, k, strict=False)
+        return run
+
+    # One entry per tensor: tied parameters are substituted once (functional_call re-ties them).
+    params = dict(model.named_parameters())
+    state = {**params, **dict(model.named_buffers())}
+    on_cpu = all(t.device.type == "cpu" for t in state.values()) and all(
+        t.device.type == "cpu" for t in tensors_in((args, kwargs)))
+    small = on_cpu and sum(p.numel() for p in params.values()) < REAL_FIRST_BELOW
+
+    def on_meta() -> Graph:
+        meta = {name: meta_like(t) for name, t in state.items()}
+        return record(model, to_meta(args), to_meta(kwargs), run_with(meta))[0]
+
+    def for_real() -> Graph:
+        copies = {name: t if name in params else t.detach().clone()
+                  for name, t in state.items()}
+        # Copies of the inputs too: a forward that edits its input in place edits ours.
+        mine = tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x,
+                        (args, kwargs))
+        return record(model, mine[0], mine[1], run_with(copies))[0]
+
+    ways: list[tuple[str, Callable[[], Graph]]] = [("meta", on_meta), ("real", for_real)]
+    if small:
+        ways.reverse()
+    sharded = any(is_dtensor(t) for t in state.values())
+    if sharded:  # a shard's values are not the tensor's: only the meta probe can see the model
+        ways = ways[:1] if ways[0][0] == "meta" else ways[1:]
+    hooks = without_forward_hooks(model) if sharded or has_fsdp(model) else (
+        contextlib.nullcontext())
+    devices = sorted({t.device.index or 0 for t in state.values() if t.device.type == "cuda"})
+    with eval_mode(model), warnings.catch_warnings(), torch.random.fork_rng(devices=devices), \
+            hooks:
+        warnings.simplefilter("ignore")  # the probe's warnings are not the user's
+        try:
+            return ways[0][1](), ways[0][0]
+        except Exception as first:  # e.g. data-dependent code on meta
+            if len(ways) == 1:
+                raise
+            try:
+                return ways[1][1](), ways[1][0]
+            except Exception as second:
+                # Say what the real pass said: a meta tensor's complaint explains nothing.
+                raise (first if ways[0][0] == "real" else second) from None
+
+
+def tensors_in(tree: Any) -> list[torch.Tensor]:
+    """The tensors among the leaves of `tree`."""
+    return [x for x in tree_flatten(tree)[0] if isinstance(x, torch.Tensor)]

@@ -1,0 +1,123 @@
+"""Regions of a logical tensor (a shard is one) as runs of consecutive global indices, and the
+pieces the kernels fill them in.
+
+Filling a region walks it as R runs of L consecutive global indices, so its values are exactly
+that slice of the whole tensor, whatever the split.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .._errors import InitError
+from ._kernels import BLOCK
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a local tensor sits in its logical (global) tensor."""
+
+    global_shape: tuple[int, ...]
+    offset: tuple[int, ...]
+    shape: tuple[int, ...]
+
+    @staticmethod
+    def of(shape: Sequence[int], global_shape: Sequence[int] | None,
+           offset: Sequence[int] | None) -> Region:
+        local = tuple(int(d) for d in shape)
+        if global_shape is None:
+            if offset is not None and any(o != 0 for o in _int_tuple("offset", offset)):
+                raise InitError(
+                    f"`offset` {tuple(offset)} needs `global_shape`: the shape of the whole "
+                    "logical tensor this region belongs to."
+                )
+            return Region(local, (0,) * len(local), local)
+        full = _int_tuple("global_shape", global_shape)
+        if offset is None:
+            offset = (0,) * len(full)
+        start = _int_tuple("offset", offset)
+        if len(full) != len(local) or len(start) != len(local):
+            raise InitError(
+                f"`global_shape` {full} and `offset` {start} must have one entry per dim of the "
+                f"tensor being filled, shape {local}."
+            )
+        for dim, (o, n, g) in enumerate(zip(start, local, full, strict=True)):
+            if o + n > g:
+                raise InitError(
+                    f"`offset` {start} with tensor shape {local} reaches index {o + n} in dim "
+                    f"{dim}, outside `global_shape` {full}. The region must lie inside the "
+                    "global tensor."
+                )
+        return Region(full, start, local)
+
+    def runs(self) -> tuple[torch.Tensor, int]:
+        """(starts, L): the region is R = len(starts) runs of L consecutive global indices."""
+        ndim = len(self.shape)
+        inner = ndim  # dims [inner:] of the region span the whole global extent
+        while inner > 0 and self.shape[inner - 1] == self.global_shape[inner - 1]:
+            inner -= 1
+        strides = [1] * ndim
+        for d in range(ndim - 2, -1, -1):
+            strides[d] = strides[d + 1] * self.global_shape[d + 1]
+        if inner == 0:  # the whole tensor
+            return torch.zeros(1, dtype=torch.int64), math.prod(self.shape)
+        run_dim = inner - 1
+        length = self.shape[run_dim] * strides[run_dim]
+        starts = torch.tensor([self.offset[run_dim] * strides[run_dim]], dtype=torch.int64)
+        for d in range(run_dim - 1, -1, -1):
+            steps = (torch.arange(self.shape[d], dtype=torch.int64) + self.offset[d]) * strides[d]
+            starts = (steps[:, None] + starts[None, :]).reshape(-1)
+        return starts, length
+
+
+def _int_tuple(argument: str, values: Sequence[int]) -> tuple[int, ...]:
+    try:
+        items = tuple(values)
+    except TypeError:
+        raise InitError(f"`{argument}` must be a sequence of ints, got {values!r}.") from None
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise InitError(f"`{argument}` must hold non-negative ints, got {values!r}.")
+    return items
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of the flat local tensor and the kernel layout that fills it."""
+
+    position: int  # flat offset in the local tensor
+    rows: int
+    cols: int
+    starts: torch.Tensor  # (rows, 1) global index of each row's first element
+    aligned: bool  # whole blocks: one row of cols = k * BLOCK elements starting on a block
+
+
+def pieces(starts: torch.Tensor, length: int, chunk: int) -> Iterator[Piece]:
+    """Cover R runs of `length` consecutive global indices with pieces of about `chunk`
+    elements: whole aligned blocks where a run holds them, general rows elsewhere."""
+    chunk = max(chunk, 1)
+    if length < 2 * BLOCK:  # short runs (e.g. column shards): batch rows, general kernel
+        rows = max(1, chunk // max(length, 1))
+        for r in range(0, starts.numel(), rows):
+            block = starts[r:r + rows, None]
+            yield Piece(r * length, block.shape[0], length, block, aligned=False)
+        return
+    per_piece = max(BLOCK, chunk // BLOCK * BLOCK)
+    for r, start in enumerate(starts.tolist()):
+        base, end = r * length, start + length
+        body_start = min(-(-start // BLOCK) * BLOCK, end)
+        body_end = max(end // BLOCK * BLOCK, body_start)
+        edges = [(start, body_start, False)]
+        edges += [(j, min(j + per_piece, body_end), True)
+                  for j in range(body_start, body_end, per_piece)]
+        edges.append((body_end, end, False))
+        for lo, hi, aligned in edges:
+            if hi > lo:
+                yield Piece(base + lo - start, 1, hi - lo,
+                             torch.tensor([[lo]], dtype=torch.int64), aligned)
+
+

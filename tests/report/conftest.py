@@ -1,0 +1,46 @@
+"""tests/report/demo_results.py (a fabricated results dict) importable as
+`report_demo_results`, and the report folder written once for the tests that read it."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from weightinit.report import save_demo
+
+
+def _register(name: str, path: Path) -> Any:
+    """Import the file at `path` as the module `name` (once)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+demo_results = _register("report_demo_results", Path(__file__).parent / "demo_results.py")
+
+
+@pytest.fixture(scope="session")
+def saved(tmp_path_factory) -> dict[str, Any]:
+    """The report folder of `results()`, written once (drawing is the slow part) for the tests
+    that read it; with the results before the call and the global matplotlib state around it.
+
+    rcParams is read with dict.items: its own __getitem__('backend') imports pyplot."""
+    matplotlib = pytest.importorskip("matplotlib", reason="matplotlib is needed for the figures")
+    r = demo_results.results()
+    before = copy.deepcopy(r)
+    pyplot_before = "matplotlib.pyplot" in sys.modules
+    params = dict(dict.items(matplotlib.rcParams))
+    out = tmp_path_factory.mktemp("demo") / "made" / "by" / "demo"  # parents created too
+    paths = save_demo(r, out)
+    return {"paths": paths, "out": out, "results": r, "before": before,
+            "rcparams_changed": dict(dict.items(matplotlib.rcParams)) != params,
+            "pyplot_imported": not pyplot_before and "matplotlib.pyplot" in sys.modules}
