@@ -8,6 +8,7 @@ registers it: pytest runs with --import-mode=importlib, so test folders are not 
     [(state, problems)] = open_pages(executable, tmp_path, [page])
     # or, for one report page, with the checks every report needs:
     state = open_report(executable, tmp_path, page, images=2, min_width=100, min_height=100)
+    tags = Tags.of(page)                           # the page's start tags, without a browser
 
 `open_pages` first loads a control page with a console error and a broken image and checks
 that the harness sees both, so a page with no problems really has none. `open_report` opens one
@@ -18,6 +19,7 @@ loaded from a data: URI).
 from __future__ import annotations
 
 import contextlib
+import html.parser
 import json
 import os
 import select
@@ -137,6 +139,23 @@ PAGE_STATE = """JSON.stringify({
   scripts: document.scripts.length,
   text: document.body.innerText,
 })"""
+
+class Tags(html.parser.HTMLParser):
+    """Every start tag of a page with its attributes, in order (``Tags.of(page)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    @classmethod
+    def of(cls, page: str) -> list[tuple[str, dict[str, str | None]]]:
+        parser = cls()
+        parser.feed(page)
+        return parser.tags
+
 
 
 def visit(browser: Chromium, session: str, url: str) -> tuple[dict[str, Any], list[str]]:

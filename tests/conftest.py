@@ -2,8 +2,9 @@
 slow each other 10-100x); tests about threads set their own count and restore it.
 
 tests/model/nets.py (small networks with a known architecture) is importable as `model_nets`,
-tests/random/streams.py (the keyed-stream cases) as `random_streams`, and tests/_browser.py (a
-headless Chromium for the HTML reports) as `weightinit_test_browser`: pytest runs with
+tests/random/streams.py (the keyed-stream cases) as `random_streams`, tests/report/demo_results.py
+(a fabricated demo results dict) as `report_demo_results`, and tests/_browser.py (a headless
+Chromium and a tag parser for the HTML reports) as `weightinit_test_browser`: pytest runs with
 --import-mode=importlib, so test folders are not on sys.path."""
 
 import importlib.util
@@ -30,6 +31,7 @@ def _register(name: str, path: Path) -> None:
 _register("model_nets", Path(__file__).parent / "model" / "nets.py")
 _register("weightinit_test_browser", Path(__file__).parent / "_browser.py")
 _register("random_streams", Path(__file__).parent / "random" / "streams.py")
+_register("report_demo_results", Path(__file__).parent / "report" / "demo_results.py")
 
 
 @pytest.fixture(autouse=True)
@@ -37,3 +39,17 @@ def _one_thread():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_global_matplotlib_state():
+    """The code under test must not import pyplot or change rcParams.
+
+    rcParams is read with dict.items: its own __getitem__('backend') imports pyplot."""
+    matplotlib = pytest.importorskip("matplotlib", reason="matplotlib is needed for the figures")
+    pyplot_before = "matplotlib.pyplot" in sys.modules
+    before = dict(dict.items(matplotlib.rcParams))
+    yield
+    assert dict(dict.items(matplotlib.rcParams)) == before, "rcParams changed"
+    if not pyplot_before:
+        assert "matplotlib.pyplot" not in sys.modules, "the report imported pyplot"

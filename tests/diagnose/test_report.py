@@ -8,7 +8,6 @@ the measuring code."""
 from __future__ import annotations
 
 import base64
-import html.parser
 import io
 import math
 import sys
@@ -76,19 +75,6 @@ def diagnosis() -> Diagnosis:
     )
     return Diagnosis(layers=layers, findings=findings, loss=2.302585, loss_kind="synthetic",
                      notes=("BatchNorm in train mode: statistics use the batch.",))
-
-
-@pytest.fixture
-def no_global_matplotlib_state():
-    """The code under test must not import pyplot or change rcParams.
-
-    rcParams is read with dict.items: its own __getitem__('backend') imports pyplot."""
-    pyplot_before = "matplotlib.pyplot" in sys.modules
-    before = dict(dict.items(matplotlib.rcParams))
-    yield
-    assert dict(dict.items(matplotlib.rcParams)) == before, "rcParams changed"
-    if not pyplot_before:
-        assert "matplotlib.pyplot" not in sys.modules, "the report imported pyplot"
 
 
 def render(figure: Figure) -> bytes:
@@ -212,15 +198,6 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch, tmp_path):
 # --- HTML ----------------------------------------------------------------------------------
 
 
-class _Tags(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-
 def test_save_html_is_one_self_contained_escaped_file(tmp_path, no_global_matplotlib_state):
     d = diagnosis()
     path = tmp_path / "report.html"
@@ -231,17 +208,16 @@ def test_save_html_is_one_self_contained_escaped_file(tmp_path, no_global_matplo
     assert ESCAPED_NAME in page and SCRIPT_NAME not in page
     assert "&lt;fix&gt; &amp; more" in page  # the finding's code, in a <pre>
     assert "http://" not in page and "https://" not in page
-    parser = _Tags()
-    parser.feed(page)
-    tags = [tag for tag, _ in parser.tags]
+    parsed = browser.Tags.of(page)
+    tags = [tag for tag, _ in parsed]
     assert "script" not in tags and "link" not in tags and "iframe" not in tags
-    images = [attrs for tag, attrs in parser.tags if tag == "img"]
+    images = [attrs for tag, attrs in parsed if tag == "img"]
     assert len(images) == 2
     for attrs in images:
         src = attrs["src"] or ""
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
-    for tag, attrs in parser.tags:  # nothing else refers outside the file
+    for tag, attrs in parsed:  # nothing else refers outside the file
         for key in ("src", "href", "srcset", "poster", "data"):
             assert attrs.get(key) is None or str(attrs[key]).startswith("data:"), (tag, attrs)
     for text in ("blocks.3.proj", "nonfinite", "dead_units", "Re-initialize the layer.",

@@ -180,6 +180,16 @@ def test_same_seed_same_bits_and_the_plan_reproduces_them():
     assert not torch.equal(other_seed[0].weight, a[0].weight)
 
 
+def test_a_saved_lsuv_plan_reproduces_the_calibration_on_a_fresh_model():
+    calibrated, fresh = nets.mlp(6, 128), nets.mlp(6, 128)
+    report = wi.lsuv(calibrated, BATCH, seed=3)
+    text = report.plan.to_json()
+    wi.InitPlan.from_json(text).apply(fresh)  # no batch: the gains are in the plan
+    for name, value in calibrated.state_dict().items():
+        assert torch.equal(value, fresh.state_dict()[name]), name
+    assert wi.InitPlan.from_json(text).rows == report.plan.rows
+
+
 def test_report_renders_and_serializes():
     report = wi.lsuv(nets.mlp(3, 128), BATCH)
     data = json.loads(json.dumps(report.to_dict()))
@@ -268,3 +278,13 @@ def test_transposed_convolutions_are_calibrated_and_embeddings_are_not():
     assert report.plan["embed.weight"].spec == wi.Normal(std=1.0)
     # 800 values: the sample std has standard error 1/sqrt(2 * 800) = 0.025; 0.1 is 4 of them.
     assert abs(float(model.embed.weight.detach().std()) - 1) < 0.1
+
+
+def test_the_table_shows_layer_names_as_written_never_as_markup():
+    from rich.console import Console
+
+    model = nn.Sequential()
+    model.add_module("[bold]fc", nn.Linear(8, 8))
+    console = Console(width=200, record=True, color_system=None)
+    console.print(wi.lsuv(model, torch.randn(32, 8)).table())
+    assert "[bold]fc" in console.export_text()

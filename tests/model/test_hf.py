@@ -200,6 +200,17 @@ def test_same_seed_same_weights_other_seed_other_weights(name):
             assert not torch.equal(a[row.name], c[row.name]), row.name
 
 
+def test_a_saved_plan_gives_a_fresh_model_the_same_tensors():
+    model, fresh = gpt2(), gpt2()
+    plan = wi.init_model(model, seed=4, example_inputs=(token_ids(),))
+    text = plan.to_json()
+    again = wi.InitPlan.from_json(text)
+    assert again.rows == plan.rows and (again.seed, again.policy) == (4, "auto")
+    again.apply(fresh)
+    assert_same(snapshot(model), snapshot(fresh))
+    assert fresh.lm_head.weight is fresh.transformer.wte.weight  # still tied
+
+
 # --- tied weights --------------------------------------------------------------------------------
 @pytest.mark.parametrize(("build", "canonical", "alias"), [
     (gpt2, "transformer.wte.weight", "lm_head.weight"),

@@ -1,31 +1,16 @@
-"""tests/report/demo_results.py (a fabricated results dict) importable as
-`report_demo_results`, and the report folder written once for the tests that read it."""
+"""The report folder of the fabricated results (tests/report/demo_results.py), written once for
+the tests that read it."""
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+import report_demo_results as demo_results  # registered by tests/conftest.py
 
 from weightinit.report import save_demo
-
-
-def _register(name: str, path: Path) -> Any:
-    """Import the file at `path` as the module `name` (once)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-demo_results = _register("report_demo_results", Path(__file__).parent / "demo_results.py")
 
 
 @pytest.fixture(scope="session")

@@ -15,19 +15,6 @@ from weightinit.report import demo_figures, save_demo, summary_table
 matplotlib = pytest.importorskip("matplotlib", reason="matplotlib is needed for the figures")
 
 
-@pytest.fixture
-def no_global_matplotlib_state():
-    """The code under test must not import pyplot or change rcParams.
-
-    rcParams is read with dict.items: its own __getitem__('backend') imports pyplot."""
-    pyplot_before = "matplotlib.pyplot" in sys.modules
-    before = dict(dict.items(matplotlib.rcParams))
-    yield
-    assert dict(dict.items(matplotlib.rcParams)) == before, "rcParams changed"
-    if not pyplot_before:
-        assert "matplotlib.pyplot" not in sys.modules, "the report imported pyplot"
-
-
 def _colors(ax: Any) -> dict[str, str]:
     return {str(line.get_label()): line.get_color() for line in ax.get_lines()
             if not str(line.get_label()).startswith("_")}

@@ -4,7 +4,6 @@ browser (tests/_browser.py)."""
 from __future__ import annotations
 
 import base64
-import html.parser
 import re
 from pathlib import Path
 
@@ -12,15 +11,6 @@ import weightinit_test_browser as browser
 from report_demo_results import HOSTILE, results
 
 ESCAPED = "Markup is text: &lt;b&gt;&amp; [/] $x_1$ stays as written."
-
-
-class _Tags(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
 
 
 def test_html_is_self_contained_and_escaped(saved):
@@ -31,18 +21,17 @@ def test_html_is_self_contained_and_escaped(saved):
     assert without_images.count("data:") == 1  # the CSP's img-src
     assert "//" not in without_images and "url(" not in without_images  # no URL of any kind
     assert 'http-equiv="Content-Security-Policy"' in page and "default-src &#x27;none&#x27;" in page
-    parser = _Tags()
-    parser.feed(page)
-    tags = [tag for tag, _ in parser.tags]
+    parsed = browser.Tags.of(page)
+    tags = [tag for tag, _ in parsed]
     for banned in ("script", "link", "iframe", "object", "embed", "base"):
         assert banned not in tags, banned
-    images = [attrs for tag, attrs in parser.tags if tag == "img"]
+    images = [attrs for tag, attrs in parsed if tag == "img"]
     assert len(images) == 3 and page.count("data:image/png;base64,") == 3
     for attrs, key in zip(images, ("depth", "training", "beyond_relu"), strict=True):
         src = attrs["src"] or ""
         assert src.startswith("data:image/png;base64,") and attrs["alt"]
         assert base64.b64decode(src.split(",", 1)[1]) == Path(paths[key]).read_bytes()
-    for tag, attrs in parser.tags:  # nothing else refers outside the file
+    for tag, attrs in parsed:  # nothing else refers outside the file
         for key in ("src", "href", "srcset", "poster", "data", "action"):
             assert attrs.get(key) is None or str(attrs[key]).startswith("data:"), (tag, attrs)
     for text in ("weightinit demo: what initialization does", "seed 0", "58.2 s",

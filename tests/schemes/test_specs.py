@@ -6,6 +6,7 @@ tensor exactly as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -177,6 +178,30 @@ def test_specs_are_frozen_values():
     assert wi.Uniform(0, 1) == wi.Uniform()
     assert wi.He() != wi.He("tanh")
     assert len({wi.Normal(0.02), wi.Normal(0.02), wi.Normal(0.03)}) == 2
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=repr)
+def test_every_field_is_a_constructor_argument_and_replace_works(spec):
+    for field in dataclasses.fields(spec):
+        again = dataclasses.replace(spec, **{field.name: getattr(spec, field.name)})
+        assert again == spec and type(again) is type(spec)
+    assert dataclasses.replace(wi.Normal(0.1), mean=1.0) == wi.Normal(std=0.1, mean=1.0)
+    assert dataclasses.replace(wi.TruncatedNormal(0.5), b=3.0).b == 3.0
+    assert dataclasses.replace(wi.Sparse(0.5), std=0.2) == wi.Sparse(0.5, std=0.2)
+    with pytest.raises(wi.InitError, match="`std`"):  # replace validates like the constructor
+        dataclasses.replace(wi.Normal(0.1), std=-1.0)
+
+
+def test_presets_say_which_variance_scaling_they_are():
+    assert wi.He("gelu", "fan_out", "uniform").variance_scaling() == wi.VarianceScaling(
+        wi.gain("gelu") ** 2, "fan_out", "uniform")
+    assert wi.Glorot("normal", gain=3.0).variance_scaling() == wi.VarianceScaling(
+        9.0, "fan_avg", "normal")
+    assert wi.LeCun().variance_scaling() == wi.VarianceScaling(1.0, "fan_in", "normal")
+    # Their mode and distribution are checked once, by VarianceScaling, with its messages.
+    for build in (lambda: wi.He(mode="fanin"), lambda: wi.VarianceScaling(mode="fanin")):
+        with pytest.raises(wi.InitError, match=r"`mode` must be one of.*Did you mean 'fan_in'"):
+            build()
 
 
 def test_he_with_a_module_activation_is_serializable_or_refused():

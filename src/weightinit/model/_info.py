@@ -14,8 +14,8 @@ from ._dataflow import UNKNOWN, Feed
 
 
 @dataclasses.dataclass(frozen=True)
-class ParamInfo:
-    """Everything a rule can match on and a preset can compute from, for one parameter.
+class ParamId:
+    """Which parameter, and what it is, as both `ParamInfo` and `PlanRow` say it.
 
     Attributes:
         name: the qualified name (the canonical one, when the parameter is tied).
@@ -23,6 +23,22 @@ class ParamInfo:
         shape: its shape.
         role: what it is (``"linear.weight"``, ``"norm.bias"``, ... see `wi.ROLES`).
         layer: the owning module's class name; `module` its qualified name.
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    shape: tuple[int, ...]
+    role: str
+    layer: str
+    module: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamInfo(ParamId):
+    """Everything a rule can match on and a preset can compute from, for one parameter:
+    its `ParamId` fields (name, aliases, shape, role, layer, module), and
+
+    Attributes:
         fans: from the logical layout (per block for packed q/k/v and recurrent gates).
         torch_fans: torch's ``_calculate_fan_in_and_fan_out`` of the raw shape.
         feed: what feeds the layer (activation label, source, second moment).
@@ -40,12 +56,6 @@ class ParamInfo:
         note: what discovery noticed about the layer (``"called 2x"``, ``"not called"``).
     """
 
-    name: str
-    aliases: tuple[str, ...]
-    shape: tuple[int, ...]
-    role: str
-    layer: str
-    module: str
     fans: Fans | None
     torch_fans: Fans | None
     feed: Feed = UNKNOWN

@@ -16,19 +16,15 @@ from .._render import Column, rich_table
 from ..random import Backend, check_seed
 from ..schemes import Spec, spec_from_dict
 from ..theory import Fans, infer_fans
-from ._info import ParamInfo
+from ._info import ParamId, ParamInfo
 
 
 @dataclasses.dataclass(frozen=True)
-class PlanRow:
-    """What the plan does to one parameter (tied parameters: one row, with their aliases)."""
+class PlanRow(ParamId):
+    """What the plan does to one parameter (tied parameters: one row, with their aliases):
+    the `ParamId` fields (name, aliases, shape, role, layer, module), what feeds it, and the
+    spec the policy's `rule` chose (None: kept as it is) with the std it gives."""
 
-    name: str
-    aliases: tuple[str, ...]
-    shape: tuple[int, ...]
-    role: str
-    layer: str
-    module: str
     activation: str
     source: str
     fans: Fans | None
@@ -52,10 +48,9 @@ class PlanRow:
                    "weightinit does not know this parameter" if info.role == "unknown" else "")
             note = "; ".join(n for n in (note, why) if n)
         return cls(
-            name=info.name, aliases=info.aliases, shape=info.shape, role=info.role,
-            layer=info.layer, module=info.module, activation=info.feed.label,
-            source=info.feed.source, fans=info.fans, spec=spec, std=_std_of(spec, info),
-            rule=rule, residual=info.residual_end, note=note,
+            **{field.name: getattr(info, field.name) for field in dataclasses.fields(ParamId)},
+            activation=info.feed.label, source=info.feed.source, fans=info.fans, spec=spec,
+            std=_std_of(spec, info), rule=rule, residual=info.residual_end, note=note,
             padding_idx=info.padding_idx if spec is not None else None,
         )
 

@@ -25,8 +25,8 @@ from ..schemes import (
     VarianceScaling,
     Zeros,
 )
-from ._dataflow import default_params
 from ._info import ParamInfo
+from ._pointwise import default_params
 from ._policy import CALIBRATORS, Policy, Rule
 
 PRESETS: dict[str, Callable[..., Policy]] = {}

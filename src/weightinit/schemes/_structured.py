@@ -61,6 +61,12 @@ def _matrix_dims(spec: Spec, fans: Fans | tuple[int, ...] | None) -> tuple[int, 
     return rf, plain.fan_out // rf, plain.fan_in // rf
 
 
+def _need_parts(argument: str, parts: int, shape: tuple[int, ...], dim: str) -> None:
+    """InitError unless dim 0 of `shape` splits into `parts` equal parts."""
+    if shape[0] % parts:
+        raise InitError(f"`{argument}` (={parts}) must divide {dim} of shape {shape}.")
+
+
 def _check_gain(spec: Spec) -> None:
     normalize(spec, "gain", check_positive_finite("gain", spec.gain))  # type: ignore[attr-defined]
 
@@ -85,10 +91,7 @@ class Orthogonal(Spec):
 
     def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
         need_ndim(self, shape, 2, "(rows, cols, ...)")
-        if shape[0] % self.blocks:
-            raise InitError(
-                f"`blocks` (={self.blocks}) must divide dim 0 of shape {shape}."
-            )
+        _need_parts("blocks", self.blocks, shape, "dim 0")
 
     def std_for(self, fans: Fans | None = None) -> float:
         rf, rows, inp = _matrix_dims(self, fans)
@@ -142,11 +145,7 @@ class Identity(Spec):
 
     def _check_shape(self, shape: tuple[int, ...], fans_given: bool = False) -> None:
         need_ndim(self, shape, 2, "(out, in, ...)")
-        if shape[0] % self.groups:
-            raise InitError(
-                f"`groups` (={self.groups}) must divide out_channels (={shape[0]}) of shape "
-                f"{shape}."
-            )
+        _need_parts("groups", self.groups, shape, f"out_channels (={shape[0]})")
 
     def std_for(self, fans: Fans | None = None) -> float:
         rf, out, inp = _matrix_dims(self, fans)
