@@ -31,6 +31,16 @@ from weightinit.studies import GPT, GPTConfig, gpt
 
 
 def _peak_rss_bytes() -> int:
+    """This process's peak RSS. On Linux from /proc/self/status (VmHWM, this program's own
+    memory): getrusage's ru_maxrss survives exec, so it would report the parent's peak (the
+    benchmark process that started this one) whenever that is higher."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 

@@ -197,8 +197,8 @@ def _elu_moment(alpha: float) -> float:
 
 
 def test_elu_and_selu_match_closed_forms():
-    """The issue's elu 1.245206 and selu 1.000012 carried Gauss-Hermite error from the kink at 0;
-    the closed forms (checked with mpmath to 30 digits) give 1.2451983007 and 1.0."""
+    """Tables that list elu 1.245206 and selu 1.000012 carry Gauss-Hermite's error from the kink
+    at 0; the closed forms (checked with mpmath to 30 digits) give 1.2451983007 and 1.0."""
     # Closed forms evaluated in double: ~1e-15 relative; 1e-10 leaves room for the library's
     # quadrature (it is accurate to rounding here, the kink sits on a panel edge).
     assert 1.0 / math.sqrt(_elu_moment(1.0)) == pytest.approx(1.2451983007, abs=1e-10)

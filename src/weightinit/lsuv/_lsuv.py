@@ -265,11 +265,10 @@ def _std_of(name: str, output: Any) -> float:
     first = tensors[0].detach() if tensors else None
     std = float(first.double().std()) if first is not None and first.numel() > 1 else math.nan
     if not math.isfinite(std) or std == 0.0:
-        raise InitError(
+        raise failure(
             f"Layer {name!r} gives a {'constant' if std == 0.0 else 'non-finite'} output on "
-            f"`batch` (std {std}), so no scale can make its std the target; check the batch "
-            "(all samples equal?) or the layers before it. Nothing was changed."
-        )
+            f"`batch` (std {std}), so no scale can make its std the target",
+            fix="Check the batch (all samples equal?) or the layers before it")
     return std
 
 

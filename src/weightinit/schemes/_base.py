@@ -155,8 +155,10 @@ class Spec:
             generator: a torch.Generator, for the non-keyed path.
             seed, key: select the keyed stream; `key` is usually the parameter's name.
             global_shape, offset: the logical tensor and where `tensor` sits in it.
-            backend: the keyed kernels, ``"eager"``, ``"compiled"`` or ``"auto"`` (see
-                `wi.fill_keyed_`); the values are the same bits either way.
+            backend: the keyed kernels, ``"eager"``, ``"compiled"`` (torch.compile) or
+                ``"auto"`` (compiled for tensors of 2**28 elements or more, or of 2**14 once
+                this process has compiled the kernel; env WEIGHTINIT_COMPILE=0/1 overrides);
+                the values are the same bits either way.
 
         Raises:
             InitError: a non-floating tensor, conflicting arguments, a region outside
