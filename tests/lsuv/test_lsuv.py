@@ -102,7 +102,8 @@ def test_cnn_with_batchnorm_and_residuals():
 
 def test_small_transformers(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    import transformers
+    transformers = pytest.importorskip(
+        "transformers", reason="the [hf] extra (pip install 'weightinit[hf]') is not installed")
 
     ids = torch.randint(0, 100, (4, 32), generator=torch.Generator().manual_seed(0))
     models = [

@@ -458,7 +458,8 @@ def gpt2_config():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         assert os.environ["HF_HUB_OFFLINE"] == "1"
-        import transformers
+        transformers = pytest.importorskip(
+            "transformers", reason="the [hf] extra (pip install 'weightinit[hf]') is not installed")
         yield transformers, transformers.GPT2Config(
             n_layer=GPT2_LAYERS, n_embd=64, n_head=4, vocab_size=512, n_positions=128,
             bos_token_id=0, eos_token_id=0)
