@@ -1,5 +1,6 @@
-"""The package's shape, as DESIGN.md draws it: each layer imports only the layers below it, and
-only what they declare in their `__init__` (`__all__`); no source file outgrows one job."""
+"""The package's shape, as the project's design draws its layers (theory at the bottom, cli at
+the top): each layer imports only the layers below it, and only what they declare in their
+`__init__` (`__all__`); no source file outgrows one job."""
 
 from __future__ import annotations
 

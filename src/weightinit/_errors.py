@@ -38,14 +38,7 @@ def check_choice(argument: str, value: object, choices: Iterable[str]) -> None:
 
 def check_positive_finite(argument: str, value: float, *, allow_zero: bool = False) -> float:
     """Return `value` as a float, or raise InitError naming `argument`."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InitError(f"`{argument}` must be a real number, got {value!r}.") from None
-    if isinstance(value, bool):
-        raise InitError(f"`{argument}` must be a real number, got the bool {value!r}.")
-    if not math.isfinite(number):
-        raise InitError(f"`{argument}` must be finite, got {number!r}.")
+    number = check_finite(argument, value)
     if number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise InitError(f"`{argument}` must be {bound}, got {number!r}.")
@@ -60,11 +53,11 @@ def check_positive_int(argument: str, value: object) -> int:
 
 
 def first_line(exc: BaseException) -> str:
-    """What went wrong in one line: an InitError's own message (it stands alone), else
-    ``"TypeError: <the first line of its message>"``."""
+    """What went wrong in one line: an InitError's own message (it stands alone; any line
+    breaks in it become spaces), else ``"TypeError: <the first line of its message>"``."""
     text = str(exc).strip()
     if isinstance(exc, InitError):
-        return text
+        return " ".join(line.strip() for line in text.splitlines() if line.strip())
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
@@ -95,6 +88,9 @@ def check_finite(argument: str, value: float) -> float:
         raise InitError(f"`{argument}` must be a real number, got the bool {value!r}.")
     try:
         number = float(value)
+    except OverflowError:  # an int beyond float64
+        raise InitError(f"`{argument}` must be finite, got {str(value)[:40]}... (an int "
+                        "beyond float64's range).") from None
     except (TypeError, ValueError):
         raise InitError(f"`{argument}` must be a real number, got {value!r}.") from None
     if not math.isfinite(number):

@@ -4,6 +4,7 @@ they are applied, and a JSON form that reads back into the same plan and the sam
 from __future__ import annotations
 
 import json
+import warnings
 
 import model_nets as nets
 import pytest
@@ -113,3 +114,71 @@ def test_the_table_shows_names_as_written_never_as_markup():
     console = Console(width=200, record=True, color_system=None)
     console.print(wi.init_model(model, dry_run=True).table())
     assert "[bold red]x.weight" in console.export_text()
+
+
+@pytest.mark.parametrize(("field", "value", "match"), [
+    ("shape", [2.7, 16], "`shape` must be a list of non-negative ints"),
+    ("shape", [True, 16], "`shape` must be a list of non-negative ints"),
+    ("aliases", "ab", "`aliases` must be a list of str"),
+    ("fans", [float("inf"), 1], r"`fans` must be null or \[fan_in"),
+    ("std", "x", "`std` must be null or a finite number"),
+    ("rule", None, "`rule` must be a str"),
+    ("residual", "no", "`residual` must be true or false"),
+    ("padding_idx", -1, "`padding_idx` must be null or a row index below 50"),
+    ("spec", {"type": "Normal", "std": 10**400}, r"`std` must be finite"),
+    ("spec", "He", "`spec` must be null or a scheme's to_dict"),
+])
+def test_every_field_of_a_saved_row_is_checked(field, value, match):
+    data = wi.init_model(Tokens(), dry_run=True).to_dict()
+    row = next(r for r in data["rows"] if r["name"] == "emb.weight")
+    row[field] = value
+    with pytest.raises(wi.InitError, match=rf"plan row 'emb.weight'.*{match}"):
+        wi.InitPlan.from_dict(data)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"notes": None}, "`notes` must be a list of str"),
+    ({"notes": "abc"}, "`notes` must be a list of str"),
+    ({"policy": 3}, "`policy` must be a str"),
+    ({"rows": {}}, "whose 'rows' is dict"),
+])
+def test_the_plans_own_fields_are_checked(change, match):
+    data = wi.init_model(nets.mlp(2, 8), dry_run=True).to_dict() | change
+    with pytest.raises(wi.InitError, match=match):
+        wi.InitPlan.from_dict(data)
+
+
+def test_deeply_nested_json_is_refused_not_a_recursion_error():
+    with pytest.raises(wi.InitError, match="not a plan's JSON"):
+        wi.InitPlan.from_json("[" * 100_000 + "]" * 100_000)
+
+
+def test_rules_see_parameters_in_registration_order_rows_come_in_execution_order():
+    class Backwards(nn.Module):  # `late` is registered first, called last
+        def __init__(self) -> None:
+            super().__init__()
+            self.late = nn.Linear(8, 2)
+            self.early = nn.Linear(4, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.late(torch.relu(self.early(x)))
+
+    seen: list[str] = []
+
+    def spy(info: wi.ParamInfo) -> wi.Spec:
+        seen.append(info.name)
+        return wi.Zeros()
+
+    plan = wi.init_model(Backwards(), wi.Policy([wi.Rule(spy)]), dry_run=True,
+                         example_inputs=(torch.randn(2, 4),))
+    assert seen == ["late.weight", "late.bias", "early.weight", "early.bias"]
+    assert [row.name for row in plan] == ["early.weight", "early.bias", "late.weight",
+                                          "late.bias"]
+
+
+def test_an_empty_parameter_is_filled_with_the_same_warning_as_spec_fill():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own "zero-element tensors" warning
+        model = nn.Linear(4, 0)
+    with pytest.warns(wi.InitWarning, match="empty tensor"):
+        wi.init_model(model, example_inputs=(torch.randn(2, 4),))

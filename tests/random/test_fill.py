@@ -41,7 +41,7 @@ SPLITS = {
 
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize(("kind", "params"), DISTS)
-def test_shards_equal_slices_of_the_fullfill(split, kind, params):
+def test_shards_equal_slices_of_the_full_fill(split, kind, params):
     shape = (100, 67)
     full = fill(shape, kind, params)
     for offset, size in _blocks(shape, SPLITS[split]):

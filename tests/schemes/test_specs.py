@@ -483,3 +483,9 @@ def test_an_empty_shard_of_a_real_tensor_does_not_warn():
     with _warnings.catch_warnings():
         _warnings.simplefilter("error")
         wi.Normal().fill_(torch.empty(0, 4), key="w", global_shape=(8, 4), offset=(8, 0))
+
+
+@pytest.mark.parametrize("gain", [1e200, 1e-200])
+def test_a_glorot_gain_whose_square_leaves_float64_is_refused_by_name(gain):
+    with pytest.raises(wi.InitError, match=r"`gain` \(=1e[+-]200\) squared"):
+        wi.Glorot(gain=gain)

@@ -204,10 +204,9 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
             except InitError:
                 raise
             except Exception as exc:
-                raise InitError(
-                    f"The loss failed on the model's output (shape {tuple(output.shape)}): "
-                    f"{type(exc).__name__}: {exc}."
-                ) from None
+                raise failure("The loss", exc, fix=f"The model's output has shape "
+                              f"{tuple(output.shape)}: pass a `target` and `loss_fn` that fit "
+                              "it") from None
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise InitError(f"The loss must be a scalar tensor, got {loss!r}.")
             weight_grads: dict[str, torch.Tensor | None] = {}

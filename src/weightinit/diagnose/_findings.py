@@ -88,7 +88,7 @@ _VANISH_FIX = ("Initialize every layer for the activation that feeds it (varianc
                "gain computed for the activation), or calibrate on data with LSUV.")
 _EXPLODE_FIX = ("The weights are too large for the depth: use variance-preserving "
                 "initialization (std = gain / sqrt(fan_in)), or calibrate on data with LSUV.")
-_PROPAGATION: dict[tuple[str, bool], tuple[FindingKind, str, str]] = {
+_PROPAGATION: dict[tuple[Literal["forward", "backward"], bool], tuple[FindingKind, str, str]] = {
     ("forward", True): ("forward_vanishing", "vanish", _VANISH_FIX),
     ("forward", False): ("forward_exploding", "explode", _EXPLODE_FIX),
     ("backward", True): ("backward_vanishing", "vanish", _VANISH_FIX),

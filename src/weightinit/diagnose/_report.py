@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InitError
+from .._errors import InitError, check_positive_int
 from .._render import (
     Column,
     data_uri,
@@ -226,8 +226,7 @@ def histogram_figure(d: Diagnosis, max_layers: int = _MAX_HISTOGRAMS) -> Figure:
     X. Glorot and Y. Bengio, Understanding the difficulty of training deep feedforward neural
     networks, AISTATS 2010.
     """
-    if max_layers < 1:
-        raise InitError(f"`max_layers` (={max_layers}) must be at least 1.")
+    check_positive_int("max_layers", max_layers)
     recorded = [x for x in d.layers if _has_histogram(x)]
     picked = _spread(recorded, max_layers)
     cols = max(1, min(4, len(picked)))

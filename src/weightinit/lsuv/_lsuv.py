@@ -154,8 +154,8 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
     pass per measurement that stops as soon as the layer returns (a hook raises), so layer k
     costs the layers up to k, not a full forward. For a layer whose output is proportional to
     its weight (Linear and convolutions, with the bias at 0) one measurement gives the exact
-    factor; other layers iterate up to `max_iter` times. Discovery (`init_model`) adds one
-    pass (no_grad, or on the meta device for big models).
+    factor; other layers iterate up to `max_iter` times. Discovery adds one pass (no_grad, or on
+    the meta device for big models).
 
     Args:
         model: the network; its parameters are changed in place.

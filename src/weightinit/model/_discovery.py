@@ -19,10 +19,13 @@ from ._roles import describe_parameters
 
 @dataclasses.dataclass(frozen=True)
 class Discovery:
-    """The parameters in row order (execution order, then module order) and what discovery
-    says about the whole model (how the pass ran, residual branches found)."""
+    """The parameters in registration order (the order a policy's rules see them in), the row
+    order of the plan (`order`: indices into `params`, execution order, then registration
+    order), and what discovery says about the whole model (how the pass ran, residual branches
+    found)."""
 
     params: tuple[ParamInfo, ...]
+    order: tuple[int, ...]
     notes: tuple[str, ...]
 
 
@@ -60,7 +63,7 @@ def discover(model: nn.Module, example_inputs: object = None, *, graph: Graph | 
     rank = {name: i for i, name in enumerate(graph.order)} if graph is not None else {}
     order = sorted(range(len(found)), key=lambda i: (
         rank.get(found[i].module, _ancestor_rank(found[i].module, rank)), i))
-    return Discovery(tuple(found[i] for i in order), tuple(notes))
+    return Discovery(tuple(found), tuple(order), tuple(notes))
 
 
 def _record(model: nn.Module, example_inputs: object, argument: str,

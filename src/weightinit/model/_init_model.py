@@ -75,8 +75,10 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
 def build_plan(found: Discovery, policy: Policy, seed: int) -> InitPlan:
     """The rows `policy` gives the discovered parameters, in execution order; InitError for
     a spec that cannot fill its parameter."""
+    decisions = policy.decide(found.params)
     rows = []
-    for info, (spec, rule) in zip(found.params, policy.decide(found.params), strict=True):
+    for i in found.order:
+        info, (spec, rule) = found.params[i], decisions[i]
         if spec is not None:
             _check_fits(spec, info)
         rows.append(PlanRow.from_info(info, spec, rule))

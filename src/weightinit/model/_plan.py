@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -61,8 +62,6 @@ class PlanRow(ParamId):
         An embedding's padding row is 0. A kept row (no spec) is an InitError."""
         if self.spec is None:
             raise InitError(f"The plan keeps {self.name!r} as it is: there is nothing to fill.")
-        if tensor.numel() == 0:
-            return tensor
         start = tuple(offset) if offset is not None else (0,) * len(self.shape)
         with torch.no_grad():
             self.spec.fill_(tensor, fans=self.fans if self.spec.needs_fans else None, seed=seed,
@@ -97,20 +96,58 @@ class PlanRow(ParamId):
                 f"The plan row {data.get('name', '?')!r} lacks {', '.join(missing)}: pass what "
                 "PlanRow.to_dict() (or InitPlan.to_json()) wrote."
             )
-        fields = dict(data)
+        return cls(**_row_arguments(data))
+
+
+_TEXT_FIELDS = ("name", "role", "layer", "module", "activation", "source", "rule", "note")
+
+
+def _count(value: object) -> bool:
+    """A non-negative int (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _row_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
+    """PlanRow's constructor arguments from `to_dict()` output, each field checked."""
+    name = data["name"]
+
+    def bad(field: str, want: str) -> InitError:
+        return InitError(
+            f"The plan row {name!r}: `{field}` must be {want}, got {data[field]!r:.80}; pass "
+            "what PlanRow.to_dict() (or InitPlan.to_json()) wrote."
+        )
+
+    for field in _TEXT_FIELDS:
+        if field in data and not isinstance(data[field], str):
+            raise bad(field, "a str")
+    aliases, shape, fans, std = data["aliases"], data["shape"], data["fans"], data["std"]
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise bad("aliases", "a list of str")
+    if not isinstance(shape, list) or not all(_count(d) for d in shape):
+        raise bad("shape", "a list of non-negative ints")
+    if fans is not None and not (isinstance(fans, list) and 2 <= len(fans) <= 3
+                                 and all(_count(f) for f in fans)):
+        raise bad("fans", "null or [fan_in, fan_out(, receptive_field)] of non-negative ints")
+    if std is not None and (isinstance(std, bool) or not isinstance(std, (int, float))
+                            or not 0 <= std < math.inf):
+        raise bad("std", "null or a finite number >= 0")
+    if not isinstance(data.get("residual", False), bool):
+        raise bad("residual", "true or false")
+    padding = data.get("padding_idx")
+    if padding is not None and not (_count(padding) and shape and padding < shape[0]):
+        raise bad("padding_idx", f"null or a row index below {shape[0] if shape else 0}")
+    spec = data["spec"]
+    if spec is not None:
+        if not isinstance(spec, Mapping):
+            raise bad("spec", "null or a scheme's to_dict()")
         try:
-            fields.update(
-                aliases=tuple(str(a) for a in fields["aliases"]),
-                shape=tuple(int(d) for d in fields["shape"]),
-                fans=None if fields["fans"] is None else Fans(*(int(x) for x in fields["fans"])),
-                spec=None if fields["spec"] is None else spec_from_dict(fields["spec"]),
-            )
-            return cls(**{f.name: fields[f.name] for f in dataclasses.fields(cls)
-                          if f.name in fields})
+            spec = spec_from_dict(dict(spec))
         except InitError as exc:
-            raise InitError(f"The plan row {data['name']!r}: {exc}") from None
-        except (TypeError, ValueError) as exc:
-            raise InitError(f"The plan row {data['name']!r} is malformed: {exc}.") from None
+            raise InitError(f"The plan row {name!r}: {exc}") from None
+    return {**{f: data[f] for f in _TEXT_FIELDS if f in data}, "aliases": tuple(aliases),
+            "shape": tuple(shape), "fans": None if fans is None else Fans(*fans), "spec": spec,
+            "std": None if std is None else float(std), "residual": data.get("residual", False),
+            "padding_idx": padding}
 
 
 class InitPlan:
@@ -157,21 +194,27 @@ class InitPlan:
     def from_dict(cls, data: Mapping[str, Any]) -> InitPlan:
         """Rebuild a plan from `to_dict()` output."""
         if not isinstance(data, Mapping) or not isinstance(data.get("rows"), list):
+            what = (f"a dict whose 'rows' is {type(data.get('rows')).__name__}"
+                    if isinstance(data, Mapping) else f"a {type(data).__name__}")
             raise InitError(
                 f"`data` must be a dict with a list of 'rows', as InitPlan.to_dict() writes it; "
-                f"got {type(data).__name__}."
+                f"got {what}."
             )
         seed = check_seed(data.get("seed"))
-        return cls([PlanRow.from_dict(row) for row in data["rows"]], seed=seed,
-                   policy=str(data.get("policy", "custom")),
-                   notes=[str(n) for n in data.get("notes", [])])
+        policy, notes = data.get("policy", "custom"), data.get("notes", [])
+        if not isinstance(policy, str):
+            raise InitError(f"The plan's `policy` must be a str, got {policy!r:.80}.")
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise InitError(f"The plan's `notes` must be a list of str, got {notes!r:.80}.")
+        return cls([PlanRow.from_dict(row) for row in data["rows"]], seed=seed, policy=policy,
+                   notes=notes)
 
     @classmethod
     def from_json(cls, text: str) -> InitPlan:
         """Rebuild a plan from `to_json()` output."""
         try:
             data = json.loads(text)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise InitError(f"`text` is not a plan's JSON: {exc}.") from None
         return cls.from_dict(data)
 
@@ -226,8 +269,10 @@ class InitPlan:
             try:
                 fresh[row.name] = row.fill_(values, seed=self.seed)
             except Exception as exc:
+                # An unexpected exception (a bug in a custom spec) keeps its traceback.
                 raise failure(f"Filling {row.name!r} (shape {row.shape}) with {row.spec!r}",
-                              exc, unchanged="No parameter") from None
+                              exc, unchanged="No parameter") from (
+                    None if isinstance(exc, InitError) else exc)
         with torch.no_grad():
             for name, values in fresh.items():
                 params[name].copy_(values)

@@ -1,7 +1,7 @@
 """Keyed counter-based random streams (Philox4x32-10) for any region of a logical tensor.
 
-The names below are this layer's API for the layers above (`schemes`, `model`); none of them is
-re-exported by `weightinit`.
+The names below are this layer's API for the layers above (`schemes`, `model`, `lsuv`); none of
+them is re-exported by `weightinit`.
 """
 
 from ._fill import FLOAT_DTYPES as FLOAT_DTYPES

@@ -37,7 +37,7 @@ BLOCK = 2 * PAIRS_PER_BLOCK  # elements per block: first halves of 1024 pairs, t
 CHUNK = 1 << 20
 COMPILED_CHUNK = 1 << 22
 # A first compile costs 20-50 s on a 2-core machine (then torch's disk cache cuts it to a few);
-# the eager kernels fill a normal at about 7 Melem/s on one thread and 20 on two (measured
+# the eager kernels fill a normal at about 7 Melem/s on one thread and 14-20 on two (measured
 # 2026-12-01), so compiling pays off from about 2**28 elements of keyed work.
 COMPILE_THRESHOLD = 1 << 28
 KINDS = ("uniform", "normal", "truncated_normal")

@@ -94,8 +94,12 @@ class _Preset(Spec):
         """The `VarianceScaling` this preset is."""
         raise NotImplementedError
 
+    def _check_own_fields(self) -> None:
+        """Validate (and normalize) the fields VarianceScaling does not have."""
+
     def __post_init__(self) -> None:
-        self.variance_scaling()
+        self._check_own_fields()
+        self.variance_scaling()  # VarianceScaling validates the scale, mode and distribution
 
     def std_for(self, fans: Fans | None = None) -> float:
         return self.variance_scaling()._std_for(self, fans)
@@ -118,14 +122,13 @@ class He(_Preset):
     mode: Mode = "fan_in"
     distribution: Distribution = "normal"
 
-    def __post_init__(self) -> None:
+    def _check_own_fields(self) -> None:
         if not isinstance(self.activation, str):
             raise InitError(
                 f"`activation` of He must be a name (a spec is a serializable value), got "
                 f"{type(self.activation).__name__}. For a module or function use "
                 "VarianceScaling(wi.gain(fn) ** 2, 'fan_in', 'normal')."
             )
-        super().__post_init__()
 
     def variance_scaling(self) -> VarianceScaling:
         return VarianceScaling(gain(self.activation) ** 2, self.mode, self.distribution)
@@ -140,12 +143,17 @@ class Glorot(_Preset):
     distribution: Distribution = "uniform"
     gain: float = 1.0
 
-    def __post_init__(self) -> None:
+    def _check_own_fields(self) -> None:
         normalize(self, "gain", check_positive_finite("gain", self.gain))
-        super().__post_init__()
+        if not 0.0 < self.gain * self.gain < math.inf:
+            raise InitError(
+                f"`gain` (={self.gain!r}) squared is the variance scale, and it "
+                f"{'underflows to 0' if self.gain < 1 else 'overflows'} in float64; pass a "
+                "gain between 1e-150 and 1e150."
+            )
 
     def variance_scaling(self) -> VarianceScaling:
-        return VarianceScaling(self.gain**2, "fan_avg", self.distribution)
+        return VarianceScaling(self.gain * self.gain, "fan_avg", self.distribution)
 
 
 @dataclasses.dataclass(frozen=True)
