@@ -99,3 +99,15 @@ def assert_unchanged(model: nn.Module, before: dict[str, object]) -> None:
             assert isinstance(other, torch.Tensor) and torch.equal(value, other), key
         else:
             assert value == other, key
+
+
+class Scaled(nn.Module):
+    """A bare nn.Parameter weightinit has no role for: "auto" keeps it as it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.scale = nn.Parameter(torch.ones(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * self.scale

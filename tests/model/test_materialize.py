@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import model_nets as nets
 import pytest
 import torch
 from torch import nn
@@ -267,20 +268,8 @@ def test_bad_buffer_value_is_refused():
     assert all_meta(model)
 
 
-class Scaled(nn.Module):
-    """A bare nn.Parameter weightinit has no role for: "auto" keeps it as it is."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(4, 4)
-        self.scale = nn.Parameter(torch.ones(4))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x) * self.scale
-
-
 def test_a_kept_meta_parameter_is_refused_and_a_rule_fixes_it():
-    model = on_meta(Scaled)
+    model = on_meta(nets.Scaled)
     with pytest.raises(wi.InitError) as info:
         wi.materialize(model, device="cpu")
     assert "'scale' (shape (4,), role 'unknown') would be allocated but not filled" in str(

@@ -66,16 +66,7 @@ def test_a_row_fills_a_region_with_exactly_that_slice_of_the_whole(offset):
 
 
 def test_a_kept_row_has_nothing_to_fill():
-    class Scaled(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(4, 4)
-            self.scale = nn.Parameter(torch.ones(4))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(x) * self.scale
-
-    row = wi.init_model(Scaled(), dry_run=True)["scale"]
+    row = wi.init_model(nets.Scaled(), dry_run=True)["scale"]
     assert row.kept
     with pytest.raises(wi.InitError, match="keeps 'scale'"):
         row.fill_(torch.empty(4), seed=0)

@@ -100,6 +100,7 @@ def gaussian_expectation(values: Callable[[torch.Tensor], torch.Tensor],
     return total + float(whole.sum())
 
 
+@functools.lru_cache(maxsize=1024)  # a spec's bounds: few distinct pairs, asked per fill
 def truncated_std_factor(a: float, b: float) -> float:
     """c(a, b): the std of a standard normal truncated to [a, b] (c(-2, 2) = 0.8796...).
 
