@@ -2,7 +2,8 @@
 slow each other 10-100x); tests about threads set their own count and restore it.
 
 tests/model/nets.py (small networks with a known architecture) is importable as `model_nets`,
-tests/random/streams.py (the keyed-stream cases) as `random_streams`, tests/report/demo_results.py
+tests/random/streams.py (the keyed-stream cases) as `random_streams`, tests/random/reference.py
+(stream v2 in plain Python) as `stream_reference`, tests/report/demo_results.py
 (a fabricated demo results dict) as `report_demo_results`, and tests/_browser.py (a headless
 Chromium and a tag parser for the HTML reports) as `weightinit_test_browser`: pytest runs with
 --import-mode=importlib, so test folders are not on sys.path."""
@@ -31,6 +32,7 @@ def _register(name: str, path: Path) -> None:
 _register("model_nets", Path(__file__).parent / "model" / "nets.py")
 _register("weightinit_test_browser", Path(__file__).parent / "_browser.py")
 _register("random_streams", Path(__file__).parent / "random" / "streams.py")
+_register("stream_reference", Path(__file__).parent / "random" / "reference.py")
 _register("report_demo_results", Path(__file__).parent / "report" / "demo_results.py")
 
 

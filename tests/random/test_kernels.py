@@ -1,68 +1,106 @@
-"""The fill kernels: the aligned (whole blocks) and general (any element) kernels are one
-function of the index, the compiled kernels give the eager bits, and a failing compile falls back
-to the eager kernel."""
+"""The implementations of the stream agree bit for bit: the numba kernel, the torch ops per element
+and per block, and the torch ops under torch.compile; on one thread and two; a failing compile
+or a missing numba falls back to the torch ops with one warning."""
+
+import shutil
+import sys
 
 import pytest
 import torch
 from random_streams import DISTS, fill
 
 import weightinit as wi
+from weightinit.random import _kernels
 
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("kind", "params"), DISTS[:3])
-def test_compiled_backend_gives_the_same_bits_as_eager(kind, params):
-    # Covers the compiled aligned kernel on whole chunks and a partial one, the ragged tail,
-    # the compiled general kernel on a region, and 1 and 2 threads. The first call of each
-    # kernel compiles (tens of seconds on a 2-core machine; torch caches it on disk).
-    shape = ((1 << 20) + 4099,)
-    eager = fill(shape, kind, params, backend="eager")
-    compiled = fill(shape, kind, params, backend="compiled")
-    assert torch.equal(eager, compiled)
-    # chunk=64 makes each row its own piece, big enough to use the compiled general kernel.
-    region = fill((100, 33), kind, params, backend="compiled", global_shape=(300, 101),
-                   offset=(17, 60), chunk=64)
-    full = fill((300, 101), kind, params, backend="eager")
-    assert torch.equal(region, full[17:117, 60:93])
-    torch.set_num_threads(2)
-    assert torch.equal(fill(shape, kind, params, backend="compiled"), eager)
+REGIONS = [  # (global shape, region shape, offset)
+    ((3, 9000), (3, 9000), (0, 0)),  # long runs with ragged block edges
+    ((3, 9000), (2, 7001), (1, 1499)),
+    ((300, 101), (100, 33), (17, 60)),  # short runs: a column shard
+    ((64, 64), (64, 1), (0, 63)),  # one column
+    ((8, 6, 3, 5), (8, 2, 3, 5), (0, 3, 0, 0)),
+    ((5,), (3,), (1,)),
+    ((1 << 14,), (1 << 14,), (0,)),
+]
 
 
 @pytest.mark.parametrize(("kind", "params"), DISTS)
-def test_aligned_blocks_equal_the_general_per_element_kernel(kind, params):
-    """The fast kernel (whole 2048-element blocks, one Philox call and one log per pair) and the
-    general one (any element on its own) are the same function of the index."""
-    from weightinit.random._kernels import _general_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_numba_and_torch_ops_give_the_same_bits(kind, params, dtype):
+    for global_shape, shape, offset in REGIONS:
+        a = fill(shape, kind, params, dtype=dtype, global_shape=global_shape, offset=offset,
+                 backend="numba")
+        b = fill(shape, kind, params, dtype=dtype, global_shape=global_shape, offset=offset,
+                 backend="eager")
+        assert torch.equal(a, b), (global_shape, shape, offset)
+
+
+@pytest.mark.parametrize(("kind", "params"), DISTS)
+def test_blocks_and_single_elements_are_one_function_of_the_index(kind, params):
+    """The torch ops per block (each Philox call once) and per element (any index on its own)."""
     from weightinit.random._philox import key_tensor
     from weightinit.random._transforms import kernel_params
 
-    shape = (3, 9000)  # runs long enough for aligned bodies with ragged heads and tails
-    full = fill(shape, kind, params, dtype=torch.float64)
-    general = torch.empty(1, 27000, dtype=torch.float64)
-    _general_kernel(kind)(general, torch.zeros(1, 1, dtype=torch.int64), key_tensor(7, "w"),
-                          torch.tensor(0, dtype=torch.int32),
-                          torch.tensor(kernel_params(kind, params), dtype=torch.float64))
-    assert torch.equal(full.view(-1), general.view(-1))
-    for chunk in (1, 2048, 5000):
-        assert torch.equal(fill(shape, kind, params, dtype=torch.float64, chunk=chunk), full)
-    part = fill((2, 7001), kind, params, dtype=torch.float64, global_shape=shape,
-                 offset=(1, 1499))
-    assert torch.equal(part, full[1:, 1499:8500])
+    p, key = kernel_params(kind, params), key_tensor(7, "w")
+    blocks = _kernels.block_values(torch.tensor(2), 3, key, 0, p)
+    elements = _kernels.element_values(torch.arange(2 * 4096, 5 * 4096), key, 0, p)
+    assert torch.equal(blocks, elements)
 
 
-def test_a_failing_compile_falls_back_to_the_eager_kernel():
+@pytest.mark.parametrize(("kind", "params"), DISTS[:3])
+def test_numba_thread_count_does_not_change_values(kind, params):
+    torch.set_num_threads(1)
+    one = fill((1 << 18,), kind, params, backend="numba")
+    torch.set_num_threads(2)
+    two = fill((1 << 18,), kind, params, backend="numba")
+    assert torch.equal(one, two)
+
+
+def _has_cxx() -> bool:
+    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_cxx(), reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_torch_ops_give_the_same_bits():
+    # One distribution per kernel layout keeps the compile (tens of seconds on 2 cores) short;
+    # the transforms are shared, and the other kinds are checked eager = numba above.
+    shape = ((2 << 12) * 3 + 4099,)
+    eager = fill(shape, "truncated_normal", (0.0, 1.0, -2.0, 2.0), backend="eager")
+    compiled = fill(shape, "truncated_normal", (0.0, 1.0, -2.0, 2.0), backend="compiled")
+    assert torch.equal(eager, compiled)
+    region = fill((100, 33), "normal", (0.0, 1.0), backend="compiled", global_shape=(300, 101),
+                  offset=(17, 60))
+    assert torch.equal(region, fill((300, 101), "normal", (0.0, 1.0))[17:117, 60:93])
+
+
+def test_a_failing_compile_falls_back_to_the_eager_torch_ops():
     """No C++ compiler, an unsupported device: the compiled kernel raises on its first call;
     the fill continues eagerly (same values) and says so once."""
-    from weightinit.random._kernels import _EAGER, _with_eager_fallback
-
     def broken(*args):
         raise RuntimeError("no compiler")
 
-    run = _with_eager_fallback(broken, "normal", "general")
-    out, expected = torch.empty(2, 50), torch.empty(2, 50)
-    args = (torch.tensor([[0], [50]]), wi.random._philox.key_tensor(0, "w"),
-            torch.tensor(0, dtype=torch.int32), torch.tensor([0.0, 1.0], dtype=torch.float64))
-    with pytest.warns(wi.InitWarning, match="eager kernel"):
-        run(out, *args)
-    _EAGER[("normal", "general")](expected, *args)
-    assert torch.equal(out, expected)
+    run = _kernels._with_eager_fallback(broken, _kernels.element_values)
+    from weightinit.random._philox import key_tensor
+    from weightinit.random._transforms import kernel_params
+
+    args = (torch.arange(100), key_tensor(0, "w"), 0, kernel_params("normal", (0.0, 1.0)))
+    with pytest.warns(wi.InitWarning, match="eager torch ops"):
+        got = run(*args)
+    assert torch.equal(got, _kernels.element_values(*args))
+    assert torch.equal(run(*args), got)  # no second warning: pytest's default would raise
+
+
+def test_without_numba_cpu_fills_use_the_torch_ops(monkeypatch):
+    expected = fill((50, 3), "normal", (0.0, 1.0))
+    monkeypatch.setitem(sys.modules, "weightinit.random._numba", None)  # import fails
+    monkeypatch.setattr(_kernels, "_NUMBA", {})
+    with pytest.warns(wi.InitWarning, match="numba is not importable"):
+        got = fill((50, 3), "normal", (0.0, 1.0))
+    assert torch.equal(got, expected)
+    assert _kernels.choose_backend("auto", torch.device("cpu")) == "eager"
+
+
+def test_auto_is_numba_on_the_cpu_and_torch_ops_elsewhere():
+    assert _kernels.choose_backend("auto", torch.device("cpu")) == "numba"
+    assert _kernels.choose_backend("auto", torch.device("meta")) == "eager"
+    assert _kernels.choose_backend("compiled", torch.device("cpu")) == "compiled"

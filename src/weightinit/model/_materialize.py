@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .._errors import InitError, did_you_mean, failure
-from ..random import Backend, check_seed, choose_backend
+from ..random import check_seed
 from ._discovery import discover
 from ._distributed import is_dtensor, is_meta, local_tensor, shard_box
 from ._init_model import build_plan
@@ -247,10 +247,10 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
     none of them sets is refused by name. Parameters and buffers already allocated stay where
     they are; parameters are (re)initialized like the rest.
 
-    Fills run on torch's intra-op threads (``torch.set_num_threads``); a model of 2**28
-    elements or more uses the compiled keyed kernels (same bits; ``WEIGHTINIT_COMPILE=0/1``
-    overrides). Memory: the model's local bytes plus one kernel chunk (2**22 elements);
-    joint schemes (Orthogonal) build their whole matrix once per rank.
+    Fills run in place on as many threads as torch uses (``torch.set_num_threads``): the
+    numba kernel on the CPU, torch ops on other devices. Memory: the model's local bytes
+    (plus one 2**20-element chunk for float16, bfloat16 and float64 parameters); joint
+    schemes (Orthogonal) build their whole matrix once per rank.
 
     Args:
         model: an ``nn.Module`` whose parameters are on the meta device, possibly wrapped by
@@ -323,10 +323,8 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
     params = dict(model.named_parameters(remove_duplicate=False))
     targets = _targets(plan, params)
     local = sum(t.local.numel() for t in targets)
-    # Big models compile the kernels (same bits) even when each tensor alone would not.
-    backend: Backend = "compiled" if choose_backend("auto", local) == "compiled" else "auto"
     for target in targets:
-        target.row.fill_(target.local, seed=seed, offset=target.offset, backend=backend)
+        target.row.fill_(target.local, seed=seed, offset=target.offset)
     left = [name for name, t in [*model.named_parameters(remove_duplicate=False),
                                  *model.named_buffers(remove_duplicate=False)] if is_meta(t)]
     if left:
@@ -334,7 +332,6 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
     total = sum(math.prod(row.shape) for row in plan.rows if row.spec is not None)
     notes.append(
         f"Materialized on {target_device}: {meta_params} meta parameters allocated; filled "
-        f"{local:,} local elements of {total:,}"
-        f"{' (compiled keyed kernels)' if backend == 'compiled' else ''}."
+        f"{local:,} local elements of {total:,}."
     )
     return InitPlan(plan.rows, seed=plan.seed, policy=plan.policy, notes=notes)

@@ -8,7 +8,6 @@ from ._fill import FLOAT_DTYPES as FLOAT_DTYPES
 from ._fill import Kind as Kind
 from ._fill import check_seed as check_seed
 from ._fill import fill_keyed_ as fill_keyed_
-from ._kernels import COMPILE_THRESHOLD as COMPILE_THRESHOLD
 from ._kernels import Backend as Backend
 from ._kernels import choose_backend as choose_backend
 from ._philox import derive_key as derive_key
@@ -16,9 +15,10 @@ from ._philox import philox4x32 as philox4x32
 from ._philox import philox4x32_reference as philox4x32_reference
 from ._region import Region as Region
 from ._transforms import kernel_params as kernel_params
+from ._transforms import truncated_inverse_cdf_params as truncated_inverse_cdf_params
 
 __all__ = [
-    "COMPILE_THRESHOLD", "FLOAT_DTYPES", "Backend", "Kind", "Region", "check_seed",
+    "FLOAT_DTYPES", "Backend", "Kind", "Region", "check_seed",
     "choose_backend", "derive_key", "fill_keyed_", "kernel_params", "philox4x32",
-    "philox4x32_reference",
+    "philox4x32_reference", "truncated_inverse_cdf_params",
 ]

@@ -1,20 +1,15 @@
-"""The fill kernels and the choice between their eager and compiled forms.
+"""The torch-ops implementation of stream v2 (the reference, and the path on GPUs) and the choice
+between it, its torch.compile'd twin and the numba kernel.
 
-Layout: elements come in pairs that share one Philox4x32-10 call (128 bits), in blocks of
-2048 consecutive elements: the first 1024 take the first half of pairs 1024 b .. 1024 b + 1023,
-the next 1024 the second half of the same pairs. So element f belongs to pair
-p = 1024 (f div 2048) + (f mod 1024), half h = (f mod 2048) div 1024, and pair p is
-Philox4x32-10 of the counter (p mod 2**32, p div 2**32, substream, 0) under the key words of
-(seed, key). Half 0 reads words (w0, w1), half 1 (w2, w3); a normal pair reads all four.
-
-The aligned kernel computes each Philox call and each logarithm once for two contiguous runs
-of outputs; the general kernel computes any single element with the same operations, for the
-unaligned edges of a region. Each has a torch.compile'd twin that gives the same bits.
+Element f is word (f mod 4096) div 1024 of Philox call 1024 (f div 4096) + f mod 1024, whose
+counter is (call mod 2**32, call div 2**32, substream, 0) under the key words of (seed, key).
+`element_values` computes any elements on their own; `block_values` whole blocks at once (each
+call once): the same function of the index, tested equal.
 """
 
 from __future__ import annotations
 
-import os
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any, Literal
@@ -22,96 +17,84 @@ from typing import Any, Literal
 import torch
 
 from .._errors import InitWarning, check_choice
-from ._philox import philox4x32
-from ._transforms import HALVES, normal_pair, pair_values
+from ._philox import BLOCK, CALLS_PER_BLOCK, philox4x32
+from ._transforms import (
+    NORMAL,
+    TRUNCATED_FAR,
+    UNIFORM,
+    Params,
+    normal_variates,
+    standard_variates,
+    truncated_variate,
+    uniform_variate,
+)
 
-Backend = Literal["auto", "eager", "compiled"]
-KernelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
-AlignedFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.dtype],
-                     tuple[torch.Tensor, torch.Tensor]]
-
-PAIRS_PER_BLOCK = 1024
-BLOCK = 2 * PAIRS_PER_BLOCK  # elements per block: first halves of 1024 pairs, then second halves
-# Elements per kernel call. Eager kernels keep dozens of temporaries alive, so they take 2**20
-# (a working set of ~100 MB); compiled kernels keep none and amortize their launch over 2**22.
+Backend = Literal["auto", "numba", "eager", "compiled"]
+BACKENDS = ("auto", "numba", "eager", "compiled")
+# Elements per torch-ops call: each keeps a few dozen temporaries of its size alive.
 CHUNK = 1 << 20
-COMPILED_CHUNK = 1 << 22
-# A first compile costs 20-50 s on a 2-core machine (then torch's disk cache cuts it to a few);
-# the eager kernels fill a normal at about 7 Melem/s on one thread and 14-20 on two (measured
-# 2026-12-01), so compiling pays off from about 2**28 elements of keyed work.
-COMPILE_THRESHOLD = 1 << 28
 KINDS = ("uniform", "normal", "truncated_normal")
-_KERNEL_KINDS = (*KINDS, "truncated_near")
 
 
-def philox_words(pairs: torch.Tensor, key: torch.Tensor, substream: torch.Tensor) -> tuple[
+def philox_words(calls: torch.Tensor, key: torch.Tensor, substream: int) -> tuple[
         torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The four Philox words of each pair index (int64) under `key`, in `substream`."""
-    c0 = (pairs & 0xFFFFFFFF).to(torch.int32)
-    c1 = (pairs >> 32).to(torch.int32)
-    c2 = torch.zeros_like(c0) + substream
+    """The four Philox words (int32) of each call index (int64) under `key`, in `substream`."""
+    c0 = (calls & 0xFFFFFFFF).to(torch.int32)
+    c1 = (calls >> 32).to(torch.int32)
+    c2 = torch.full_like(c0, substream)
     c3 = torch.zeros_like(c0)
     return philox4x32(c0, c1, c2, c3, key[0], key[1])
 
 
-def _aligned_kernel(kind: str) -> AlignedFn:
-    """Whole blocks from pair `start` (shape (1, 1)): the (blocks, 1024) first and second halves,
-    in `dtype`. Returning them (rather than writing into strided views of the output) lets
-    inductor emit one vectorized loop; the caller copies them into place."""
-    def kernel(blocks: int, start: torch.Tensor, key: torch.Tensor, substream: torch.Tensor,
-               affine: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        count = blocks * PAIRS_PER_BLOCK
-        pairs = (start.view(1) + torch.arange(count, dtype=torch.int64, device=start.device))
-        words = philox_words(pairs.view(blocks, PAIRS_PER_BLOCK), key, substream)
-        first, second = pair_values(kind, words, affine)
-        return first.to(dtype), second.to(dtype)
-    return kernel
+def element_values(index: torch.Tensor, key: torch.Tensor, substream: int,
+                   params: Params) -> torch.Tensor:
+    """The standard variates (float32) of the elements at global indices `index` (int64)."""
+    position = index & (BLOCK - 1)
+    calls = ((index >> 12) << 10) | (position & (CALLS_PER_BLOCK - 1))
+    words = philox_words(calls, key, substream)
+    return standard_variates(params.code, words, position >> 10, params.standard)
 
 
-def _general_kernel(kind: str) -> KernelFn:
-    """Any elements: `out` is (rows, L); `starts` (rows, 1) the global index of each row."""
-    def kernel(out: torch.Tensor, starts: torch.Tensor, key: torch.Tensor,
-               substream: torch.Tensor, affine: torch.Tensor) -> None:
-        index = starts + torch.arange(out.shape[-1], dtype=torch.int64, device=out.device)
-        pairs = ((index >> 11) << 10) | (index & (PAIRS_PER_BLOCK - 1))
-        second = ((index >> 10) & 1) == 1
-        w = philox_words(pairs, key, substream)
-        if kind == "normal":
-            first_value, second_value = normal_pair(w, affine)
-            out.copy_(torch.where(second, second_value, first_value))
-        else:
-            hi = torch.where(second, w[2], w[0])
-            lo = torch.where(second, w[3], w[1])
-            out.copy_(HALVES[kind](hi, lo, affine))
-    return kernel
+def block_values(first: torch.Tensor, blocks: int, key: torch.Tensor, substream: int,
+                 params: Params) -> torch.Tensor:
+    """The standard variates (float32) of `blocks` whole blocks from block `first` (a 0-d int64
+    tensor), flat in element order."""
+    calls = first * CALLS_PER_BLOCK + torch.arange(blocks * CALLS_PER_BLOCK, device=first.device)
+    w = philox_words(calls.view(blocks, CALLS_PER_BLOCK), key, substream)
+    rows: tuple[torch.Tensor, ...]
+    if params.code == NORMAL:
+        rows = (*normal_variates(w[0], w[1]), *normal_variates(w[2], w[3]))
+    elif params.code == UNIFORM:
+        rows = tuple(uniform_variate(word) for word in w)
+    else:
+        far = params.code == TRUNCATED_FAR
+        rows = tuple(truncated_variate(word, params.standard, far) for word in w)
+    return torch.stack(rows, dim=1).view(-1)
 
 
-_EAGER: dict[tuple[str, str], Callable[..., Any]] = {
-    **{(kind, "aligned"): _aligned_kernel(kind) for kind in _KERNEL_KINDS},
-    **{(kind, "general"): _general_kernel(kind) for kind in _KERNEL_KINDS},
-}
-_COMPILED: dict[tuple[str, str], Callable[..., Any]] = {}
+_COMPILED: dict[str, Callable[..., Any]] = {}
+_COMPILE_LOCK = threading.Lock()
 
 
-def kernel(kind: str, layout: str, compiled: bool) -> Callable[..., Any]:
-    """The eager kernel, or its torch.compile'd twin (same bits), built on first use: tens of
-    seconds on a 2-core machine, then cached by torch on disk."""
+def torch_kernel(layout: str, compiled: bool) -> Callable[..., Any]:
+    """`element_values` or `block_values`, or its torch.compile'd twin (same bits; the first
+    call compiles, tens of seconds on a 2-core machine, and needs a C++ compiler on CPU)."""
+    eager = element_values if layout == "element" else block_values
     if not compiled:
-        return _EAGER[(kind, layout)]
-    fn = _COMPILED.get((kind, layout))
-    if fn is None:
-        fn = _with_eager_fallback(torch.compile(_EAGER[(kind, layout)], dynamic=True,
-                                                fullgraph=True), kind, layout)
-        _COMPILED[(kind, layout)] = fn
+        return eager
+    with _COMPILE_LOCK:
+        fn = _COMPILED.get(layout)
+        if fn is None:
+            fn = _with_eager_fallback(torch.compile(eager, dynamic=True), eager)
+            _COMPILED[layout] = fn
     return fn
 
 
-def _with_eager_fallback(compiled: Callable[..., Any], kind: str, layout: str) -> Callable[
+def _with_eager_fallback(compiled: Callable[..., Any], eager: Callable[..., Any]) -> Callable[
         ..., Any]:
     """Run the compiled kernel; if compiling fails (no C++ compiler, an unsupported device),
-    use the eager kernel from then on. Both give the same bits, so a fill that switches
-    midway is still exact."""
-    eager = _EAGER[(kind, layout)]
+    use the eager one from then on. Both give the same bits, so a fill that switches midway is
+    still exact."""
     state = {"failed": False}
 
     def run(*args: Any) -> Any:
@@ -121,40 +104,41 @@ def _with_eager_fallback(compiled: Callable[..., Any], kind: str, layout: str) -
             except Exception as exc:  # torch raises many types from inductor and its compiler
                 state["failed"] = True
                 warnings.warn(
-                    f"torch.compile of the keyed {kind} kernel failed ({type(exc).__name__}: "
-                    f"{str(exc)[:200]}); using the eager kernel (same values, slower).",
+                    f"torch.compile of the keyed stream failed ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); using the eager torch ops (same values, slower).",
                     InitWarning, stacklevel=3,
                 )
         return eager(*args)
     return run
 
 
-WARM_MINIMUM = 1 << 14
-"""Under "auto", tensors of at least this many elements use a kernel this process has already
-compiled (a compiled call costs microseconds; an eager one milliseconds per 2**14 elements)."""
-
-
-_WARM: set[tuple[str, torch.dtype, str]] = set()  # (kernel kind, dtype, device type) compiled
-
-
-def mark_warm(kind: str, dtype: torch.dtype, device: str) -> None:
-    """Record that this process has run the compiled `kind` kernel for `dtype` on `device`."""
-    _WARM.add((kind, dtype, device))
-
-
-def choose_backend(backend: Backend, numel: int, kind: str | None = None,
-                   dtype: torch.dtype | None = None, device: str = "cpu") -> Literal[
-        "eager", "compiled"]:
-    """The concrete backend for `numel` elements of `kind` (a kernel kind) in `dtype`."""
-    check_choice("backend", backend, ("auto", "eager", "compiled"))
+def choose_backend(backend: Backend, device: torch.device) -> Literal["numba", "eager",
+                                                                      "compiled"]:
+    """The concrete backend: under "auto", numba on the CPU (eager torch ops if numba cannot be
+    imported), eager torch ops elsewhere."""
+    check_choice("backend", backend, BACKENDS)
     if backend != "auto":
         return backend
-    setting = os.environ.get("WEIGHTINIT_COMPILE", "auto").strip().lower()
-    if setting in ("0", "false", "no", "off"):
-        return "eager"
-    if setting in ("1", "true", "yes", "on"):
-        return "compiled"
-    if numel >= COMPILE_THRESHOLD:
-        return "compiled"
-    warm = (kind, dtype, device) in _WARM
-    return "compiled" if warm and numel >= WARM_MINIMUM else "eager"
+    if device.type == "cpu" and numba_kernel() is not None:
+        return "numba"
+    return "eager"
+
+
+_NUMBA: dict[str, Any] = {}
+
+
+def numba_kernel() -> Any:
+    """The numba fill kernel, or None (with one InitWarning) when numba cannot be imported."""
+    if "fill" not in _NUMBA:
+        fill: Any
+        try:
+            from ._numba import fill
+        except ImportError as exc:
+            warnings.warn(
+                f"numba is not importable ({exc}); keyed fills use torch ops on the CPU (same "
+                "values, about 50x slower). `pip install numba` restores the fast kernel.",
+                InitWarning, stacklevel=4,
+            )
+            fill = None
+        _NUMBA["fill"] = fill
+    return _NUMBA["fill"]

@@ -18,6 +18,11 @@ _M1 = 0xCD9E8D57
 _W0 = 0x9E3779B9
 _W1 = 0xBB67AE85
 ROUNDS = 10
+# Stream v2's layout (docs/stream.md): blocks of 4096 elements read the four words of 1024
+# consecutive Philox calls, word by word: element f is word (f mod 4096) div 1024 of call
+# 1024 (f div 4096) + f mod 1024.
+CALLS_PER_BLOCK = 1024
+BLOCK = 4 * CALLS_PER_BLOCK
 
 
 def _signed(word: int) -> int:
@@ -74,7 +79,7 @@ def derive_key(seed: int, key: str) -> tuple[int, int]:
     """Two uint32 Philox key words from (seed, key) by BLAKE2b: stable across runs, machines and
     Python versions (unlike `hash`)."""
     digest = hashlib.blake2b(
-        f"{seed}\x1f{key}".encode(), digest_size=8, person=b"weightinit-v1"
+        f"{seed}\x1f{key}".encode(), digest_size=8, person=b"weightinit-v2"
     ).digest()
     return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little")
 

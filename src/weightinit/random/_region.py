@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 
 from .._errors import InitError
-from ._kernels import BLOCK
 
 
 @dataclass(frozen=True)
@@ -87,37 +86,28 @@ def _int_tuple(argument: str, values: Sequence[int]) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Piece:
-    """A part of the flat local tensor and the kernel layout that fills it."""
+    """Runs of the region filled in one kernel call: `starts` (R,) global indices, each run
+    `length` elements, stored consecutively in the flat local tensor from `position`."""
 
-    position: int  # flat offset in the local tensor
-    rows: int
-    cols: int
-    starts: torch.Tensor  # (rows, 1) global index of each row's first element
-    aligned: bool  # whole blocks: one row of cols = k * BLOCK elements starting on a block
+    position: int
+    starts: torch.Tensor
+    length: int
+
+    @property
+    def numel(self) -> int:
+        return self.starts.numel() * self.length
 
 
 def pieces(starts: torch.Tensor, length: int, chunk: int) -> Iterator[Piece]:
-    """Cover R runs of `length` consecutive global indices with pieces of about `chunk`
-    elements: whole aligned blocks where a run holds them, general rows elsewhere."""
+    """Cover R runs of `length` consecutive global indices with pieces of at most about `chunk`
+    elements: groups of whole runs, or parts of one run when a run is longer than `chunk`."""
     chunk = max(chunk, 1)
-    if length < 2 * BLOCK:  # short runs (e.g. column shards): batch rows, general kernel
-        rows = max(1, chunk // max(length, 1))
+    if length <= chunk:
+        rows = chunk // length
         for r in range(0, starts.numel(), rows):
-            block = starts[r:r + rows, None]
-            yield Piece(r * length, block.shape[0], length, block, aligned=False)
+            yield Piece(r * length, starts[r:r + rows], length)
         return
-    per_piece = max(BLOCK, chunk // BLOCK * BLOCK)
     for r, start in enumerate(starts.tolist()):
-        base, end = r * length, start + length
-        body_start = min(-(-start // BLOCK) * BLOCK, end)
-        body_end = max(end // BLOCK * BLOCK, body_start)
-        edges = [(start, body_start, False)]
-        edges += [(j, min(j + per_piece, body_end), True)
-                  for j in range(body_start, body_end, per_piece)]
-        edges.append((body_end, end, False))
-        for lo, hi, aligned in edges:
-            if hi > lo:
-                yield Piece(base + lo - start, 1, hi - lo,
-                             torch.tensor([[lo]], dtype=torch.int64), aligned)
-
-
+        for j in range(0, length, chunk):
+            yield Piece(r * length + j, torch.tensor([start + j], dtype=torch.int64),
+                        min(chunk, length - j))

@@ -1,190 +1,259 @@
-"""From Philox words to floats: the stream's float64 transforms, in plain torch ops so that they
-run eagerly and compile into the fill kernels alike.
+"""From Philox words to values (stream v2): the float32 transforms and their constants, in plain
+torch ops. `_numba` computes the same operations in the same order, so both give the same bits.
 
-With m53 = 53 bits from two words and m52 = 52 bits (`_kernels` says which words each element
-takes):
+Every transform uses only +, -, *, /, sqrt, comparisons, integer-to-float conversions and
+float32 bit casts: operations IEEE 754 rounds exactly, so any correct implementation gets the
+same bits. Logarithm, sine and cosine are polynomials written out here, not library calls (whose
+last bit differs between libraries). All constants are float32 values. docs/stream.md is the
+specification; the tests check it with known-answer vectors.
 
-- uniform: U = m53 * 2**-53 in [0, 1), then low + (high - low) * U;
-- normal: Box–Muller, R = sqrt(-2 log(U1)) with U1 = (m53(w0, w1) + 1) * 2**-53 in (0, 1],
-  angle 2 pi U2 with U2 = m53(w2, w3) * 2**-53; the first half of a pair takes R cos, the
-  second R sin;
-- truncated normal: inverse CDF (AS 241) of P = Phi(a) + (Phi(b) - Phi(a)) U with
-  U = (2 m52 + 1) * 2**-53 in (0, 1) (no rejection loop, so no element depends on another),
-  mirrored into the lower tail when the interval lies mostly above 0.
+A *standard variate* comes first, in float32:
 
-All arithmetic is float64; the caller rounds once to the target dtype.
+- uniform: u = float(w >> 8) * 2**-24, in [0, 1);
+- normal (Box–Muller on a pair of words (a, b)): u1 = float(a >> 1) * 2**-31 + 2**-32 in
+  (0, 1], radius sqrt(-2 log u1), angle 2 pi (b >> 8) / 2**24; the first element of the pair
+  takes radius * cos, the second radius * sin;
+- truncated normal (inverse CDF, no rejection): u = float(2 (w >> 9) + 1) * 2**-24 in (0, 1);
+  P = Phi(lo) + (Phi(hi) - Phi(lo)) u and Q = Phi(-hi) + (Phi(hi) - Phi(lo)) (1 - u), the same
+  point seen from each end, so that both tails keep float32's relative precision; then
+  z = Phi^-1 (AS 241, single precision), clamped to [lo, hi].
+
+Then the affine map in float64 (low + width u, mean + std z, mean + sigma clamp(z, lo, hi)),
+rounded to the target dtype: so every dtype holds the rounding of one float64 value.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from ..theory import truncated_std_factor
 
-_TWO_PI = 2.0 * math.pi
+
+def _f32(x: float) -> float:
+    """`x` rounded to the nearest float32, as a Python float."""
+    return float(struct.unpack("<f", struct.pack("<f", x))[0])
 
 
-def _m26(word: torch.Tensor, shift: int) -> torch.Tensor:
-    return ((word >> shift) & ((1 << (32 - shift)) - 1)).to(torch.float64)
+def _f32s(values: Sequence[float]) -> tuple[float, ...]:
+    return tuple(_f32(v) for v in values)
 
 
-def _m53(hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
-    """53 random bits as an exact float64 integer: 26 from `hi`, 27 from `lo`."""
-    return _m26(hi, 6) * 134217728.0 + _m26(lo, 5)
+# Natural log on [sqrt(1/2), sqrt(2)) as f + f^3 P(f) - f^2 / 2 with f = m - 1 (Cephes' logf
+# polynomial), plus e ln 2 in two parts (ln 2 = LN2_HI + LN2_LO, LN2_HI exact in 9 bits).
+LOG_POLY = _f32s((7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
+                  1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
+                  3.3333331174e-1))
+LN2_HI = _f32(0.693359375)
+LN2_LO = _f32(-2.12194440e-4)
+SQRT2 = _f32(1.41421356)
+# sin x = x + x^3 S(x^2), cos x = 1 - x^2/2 + x^4 C(x^2) on |x| <= pi/4 (Cephes' sinf, cosf).
+SIN_POLY = _f32s((-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1))
+COS_POLY = _f32s((2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2))
+ANGLE = _f32(2.0 * math.pi / 2**24)  # radians per step of the 24-bit angle
+# Wichura, AS 241 (1988), PPND7: Phi^-1 to about 1e-7 relative, in three regions of p.
+NDTRI_CENTRAL = (_f32s((3.3871327179e0, 5.0434271938e1, 1.5929113202e2, 5.9109374720e1)),
+                 _f32s((1.0, 1.7895169469e1, 7.8757757664e1, 6.7187563600e1)))
+NDTRI_NEAR = (_f32s((1.4234372777e0, 2.7568153900e0, 1.3067284816e0, 1.7023821103e-1)),
+              _f32s((1.0, 7.3700164250e-1, 1.2021132975e-1)))
+NDTRI_FAR = (_f32s((6.6579051150e0, 3.0812263860e0, 4.2868294337e-1, 1.7337203997e-2)),
+             _f32s((1.0, 2.4197894225e-1, 1.2258202635e-2)))
+SPLIT_CENTRAL = _f32(0.425)
+CENTRAL_SHIFT = _f32(0.180625)
+NEAR_SHIFT = _f32(1.6)
+FAR_SHIFT = _f32(5.0)
+TINY = 2.0**-126  # smallest normal float32: P and Q never go below it
+FAR_TAIL = 6.6  # |z| beyond which PPND7 uses its far-tail branch (r = sqrt(-log p) > 5)
+DEEPEST = 11.0  # a truncated interval must reach within 11 sigma of 0 (float32's CDF range)
 
 
-# --- float64 transforms, in plain torch ops so they compile into the kernels --------------------
-# Taylor coefficients of sin(x)/x and cos(x) in x^2: for |x| <= pi/4 the first omitted terms
-# are below 5e-17.
-_SIN = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(9))
-_COS = tuple((-1) ** k / math.factorial(2 * k) for k in range(9))
+# --- kernel parameters --------------------------------------------------------------------------
+
+UNIFORM, NORMAL, TRUNCATED, TRUNCATED_FAR = 0, 1, 2, 3
 
 
-def _poly(coefficients: tuple[float, ...], x: torch.Tensor) -> torch.Tensor:
-    result = torch.full_like(x, coefficients[-1])
-    for c in reversed(coefficients[:-1]):
-        result = result * x + c
-    return result
+@dataclass(frozen=True)
+class Params:
+    """What the kernels need for one distribution: `code` (UNIFORM, ...), the float32 inputs of
+    the standard variate (`standard`: Phi(lo), Phi(-hi), Phi(hi) - Phi(lo) for the truncated
+    normal, empty otherwise) and the float64 affine map (`affine`)."""
+
+    code: int
+    standard: tuple[float, ...]
+    affine: tuple[float, ...]
 
 
-def _sincos_2pi(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cos, sin) of 2 pi u for u in [0, 1): the quadrant comes from u exactly, then Taylor
-    polynomials on |x| <= pi/4 (vectorizes under compile, unlike two library calls)."""
-    k = torch.floor(u * 4.0 + 0.5)  # nearest quarter turn, 0..4
-    x = (u - k * 0.25) * _TWO_PI  # u - k/4 is exact
-    x2 = x * x
-    sin, cos = x * _poly(_SIN, x2), _poly(_COS, x2)
-    quadrant = k - 4.0 * torch.floor(k * 0.25)
-    cos_out = torch.where(quadrant == 0, cos, torch.where(
-        quadrant == 1, -sin, torch.where(quadrant == 2, -cos, sin)))
-    sin_out = torch.where(quadrant == 0, sin, torch.where(
-        quadrant == 1, cos, torch.where(quadrant == 2, -sin, -cos)))
-    return cos_out, sin_out
+def kernel_params(kind: str, params: Sequence[float]) -> Params:
+    """The kernels' parameters for a distribution's `params`:
 
-
-# Wichura, Algorithm AS 241: The Percentage Points of the Normal Distribution, 1988 (PPND16):
-# rational approximations with relative error about 1e-16, in three regions of p.
-_AS241_CENTRAL = (
-    (3.3871328727963666080e0, 1.3314166789178437745e2, 1.9715909503065514427e3,
-     1.3731693765509461125e4, 4.5921953931549871457e4, 6.7265770927008700853e4,
-     3.3430575583588128105e4, 2.5090809287301226727e3),
-    (1.0, 4.2313330701600911252e1, 6.8718700749205790830e2, 5.3941960214247511077e3,
-     2.1213794301586595867e4, 3.9307895800092710610e4, 2.8729085735721942674e4,
-     5.2264952788528545610e3),
-)
-_AS241_NEAR = (
-    (1.42343711074968357734e0, 4.63033784615654529590e0, 5.76949722146069140550e0,
-     3.64784832476320460504e0, 1.27045825245236838258e0, 2.41780725177450611770e-1,
-     2.27238449892691845833e-2, 7.74545014278341407640e-4),
-    (1.0, 2.05319162663775882187e0, 1.67638483018380384940e0, 6.89767334985100004550e-1,
-     1.48103976427480074590e-1, 1.51986665636164571966e-2, 5.47593808499534494600e-4,
-     1.05075007164441684324e-9),
-)
-_AS241_FAR = (
-    (6.65790464350110377720e0, 5.46378491116411436990e0, 1.78482653991729133580e0,
-     2.96560571828504891230e-1, 2.65321895265761230930e-2, 1.24266094738807843860e-3,
-     2.71155556874348757815e-5, 2.01033439929228813265e-7),
-    (1.0, 5.99832206555887937690e-1, 1.36929880922735805310e-1, 1.48753612908506148525e-2,
-     7.86869131145613259100e-4, 1.84631831751005468180e-5, 1.42151175831644588870e-7,
-     2.04426310338993978564e-15),
-)
-
-
-def _rational(coefficients: tuple[tuple[float, ...], tuple[float, ...]],
-              x: torch.Tensor) -> torch.Tensor:
-    numerator, denominator = coefficients
-    return _poly(numerator, x) / _poly(denominator, x)
-
-
-FAR_TAIL = 6.6  # |z| beyond which AS 241 uses its far-tail branch (r = sqrt(-log p) > 5)
-
-
-def ndtri(p: torch.Tensor, *, far: bool = True) -> torch.Tensor:
-    """The standard normal quantile Phi^-1(p) for float64 p in (0, 1), in plain torch ops (so it
-    compiles into the fill kernel; torch.special.ndtri would run as a separate pass).
-
-    `far=False` drops the branch for |z| > 6.6, for callers whose p never reaches it; where
-    both apply they give the same bits."""
-    q = p - 0.5
-    central = q * _rational(_AS241_CENTRAL, 0.180625 - q * q)
-    r = torch.sqrt(-torch.log(torch.minimum(p, 1.0 - p)))
-    tail = _rational(_AS241_NEAR, r - 1.6)
-    if far:
-        tail = torch.where(r <= 5.0, tail, _rational(_AS241_FAR, r - 5.0))
-    tail = torch.where(q < 0.0, -tail, tail)
-    return torch.where(q.abs() <= 0.425, central, tail)
-
-
-def normal_pair(w: tuple[torch.Tensor, ...], affine: torch.Tensor) -> tuple[
-        torch.Tensor, torch.Tensor]:
-    """affine = (mean, std)."""
-    u1 = (_m53(w[0], w[1]) + 1.0) * 2.0**-53
-    u2 = _m53(w[2], w[3]) * 2.0**-53
-    radius = torch.sqrt(-2.0 * torch.log(u1))
-    cos, sin = _sincos_2pi(u2)
-    return affine[0] + affine[1] * (radius * cos), affine[0] + affine[1] * (radius * sin)
-
-
-def _uniform_half(hi: torch.Tensor, lo: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
-    """affine = (low, high - low)."""
-    return affine[0] + affine[1] * (_m53(hi, lo) * 2.0**-53)
-
-
-def _truncated_half(hi: torch.Tensor, lo: torch.Tensor, affine: torch.Tensor, *,
-                    far: bool = True) -> torch.Tensor:
-    """affine = (Phi(lo), Phi(hi) - Phi(lo), lo, hi, mean, scale): mean + scale * Phi^-1(P)."""
-    m52 = _m26(hi, 6) * 67108864.0 + _m26(lo, 6)
-    u = (2.0 * m52 + 1.0) * 2.0**-53  # in the open interval (0, 1)
-    z = torch.clamp(ndtri(affine[0] + affine[1] * u, far=far), affine[2], affine[3])
-    return affine[4] + affine[5] * z
-
-
-def _truncated_near_half(hi: torch.Tensor, lo: torch.Tensor, affine: torch.Tensor) -> (
-        torch.Tensor):
-    return _truncated_half(hi, lo, affine, far=False)
-
-
-# "truncated_near" is the truncated normal for intervals inside [-6.6, 6.6] (the usual +-2):
-# it skips AS 241's far-tail branch, which those intervals never reach.
-HALVES = {"uniform": _uniform_half, "truncated_normal": _truncated_half,
-          "truncated_near": _truncated_near_half}
-
-
-def pair_values(kind: str, w: tuple[torch.Tensor, ...], affine: torch.Tensor) -> tuple[
-        torch.Tensor, torch.Tensor]:
-    if kind == "normal":
-        return normal_pair(w, affine)
-    half = HALVES[kind]
-    return half(w[0], w[1], affine), half(w[2], w[3], affine)
-
-
-def kernel_params(kind: str, params: Sequence[float]) -> list[float]:
-    """The transforms' affine parameters for a distribution's `params`:
-
-    - ``"uniform"`` (low, high) -> (low, high - low);
-    - ``"normal"`` (mean, std) -> (mean, std);
-    - ``"truncated_normal"`` (mean, std, a, b), `std` the std of the result and [a, b] in
-      units of the underlying normal's sigma = std / c(a, b) (`truncated_std_factor`), as in
-      `wi.TruncatedNormal` -> (Phi(lo), Phi(hi) - Phi(lo), lo, hi, mean, scale), with
-      [lo, hi] = [a, b], or [-b, -a] and scale = -sigma when the interval lies mostly above 0
-      (sampled as its mirror image in the lower tail, then negated).
+    - ``"uniform"`` (low, high): affine (low, high - low);
+    - ``"normal"`` (mean, std): affine (mean, std);
+    - ``"truncated_normal"`` (mean, std, a, b), `std` the std of the result and [a, b] in units
+      of the underlying normal's sigma = std / c(a, b) (`truncated_std_factor`), as in
+      `wi.TruncatedNormal`: standard (Phi(a), Phi(-b), Phi(b) - Phi(a)), affine
+      (a, b, mean, sigma); the far-tail code when [a, b] reaches beyond 6.6.
     """
     values = [float(p) for p in params]
     if kind == "uniform":
         low, high = values[:2]
-        return [low, high - low]
+        return Params(UNIFORM, (), (low, high - low))
     if kind == "normal":
-        return values[:2]
+        return Params(NORMAL, (), (values[0], values[1]))
     mean, std, a, b = values[:4]
+    sigma = std / truncated_std_factor(a, b)
+    code = TRUNCATED_FAR if a < -FAR_TAIL or b > FAR_TAIL else TRUNCATED
+    return Params(code, _f32s((normal_cdf(a), normal_cdf(-b), normal_mass(a, b))),
+                  (a, b, mean, sigma))
+
+
+def normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def normal_mass(a: float, b: float) -> float:
+    """Phi(b) - Phi(a), without cancellation in either tail."""
+    if a >= 0:
+        return normal_cdf(-a) - normal_cdf(-b)
+    if b <= 0:
+        return normal_cdf(b) - normal_cdf(a)
+    return 1.0 - normal_cdf(a) - normal_cdf(-b)
+
+
+# --- the transforms in torch ops ----------------------------------------------------------------
+
+def _poly(coefficients: Sequence[float], x: torch.Tensor) -> torch.Tensor:
+    """c[0] x^(n-1) + ... + c[n-1] by Horner's rule (the highest power first)."""
+    result = x * coefficients[0] + coefficients[1]
+    for c in coefficients[2:]:
+        result = result * x + c
+    return result
+
+
+def _poly_rising(coefficients: Sequence[float], x: torch.Tensor) -> torch.Tensor:
+    """c[0] + c[1] x + ... by Horner's rule (AS 241's order: the constant term first)."""
+    result = x * coefficients[-1] + coefficients[-2]
+    for c in reversed(coefficients[:-2]):
+        result = result * x + c
+    return result
+
+
+def log32(x: torch.Tensor) -> torch.Tensor:
+    """Natural log of positive normal float32 values."""
+    bits = x.view(torch.int32)
+    exponent = (bits >> 23) - 127
+    mantissa = ((bits & 0x7FFFFF) | 0x3F800000).view(torch.float32)  # in [1, 2)
+    big = mantissa > SQRT2
+    mantissa = torch.where(big, mantissa * 0.5, mantissa)
+    e = torch.where(big, exponent + 1, exponent).to(torch.float32)
+    f = mantissa - 1.0
+    z = f * f
+    y = _poly(LOG_POLY, f) * f * z
+    y = y + e * LN2_LO
+    y = y - z * 0.5
+    return (f + y) + e * LN2_HI
+
+
+def _to_float(word: torch.Tensor) -> torch.Tensor:
+    """A non-negative int32 as float32 (one rounding)."""
+    return word.to(torch.float32)
+
+
+def _sqrt(x: torch.Tensor) -> torch.Tensor:
+    """The correctly rounded float32 square root. torch's CPU sqrt is not (measured: 16% of
+    float32 and 1% of float64 results differ from IEEE's in the last bit), but the float32
+    rounding of a float64 root of a float32 value is, even when that root is off by an ulp."""
+    return torch.sqrt(x.double()).to(torch.float32)
+
+
+def uniform_variate(w: torch.Tensor) -> torch.Tensor:
+    return _to_float((w >> 8) & 0xFFFFFF) * 2.0**-24
+
+
+def normal_variates(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Box–Muller on word pairs: (radius cos, radius sin)."""
+    u1 = _to_float((a >> 1) & 0x7FFFFFFF) * 2.0**-31 + 2.0**-32
+    radius = _sqrt(log32(u1) * -2.0)
+    m = (b >> 8) & 0xFFFFFF
+    quadrant = (m + (1 << 21)) >> 22  # nearest quarter turn, 0..4
+    x = _to_float(m - (quadrant << 22)) * ANGLE  # |x| <= pi / 4
+    z = x * x
+    sin = _poly(SIN_POLY, z) * z * x + x
+    cos = _poly(COS_POLY, z) * z * z - z * 0.5 + 1.0
+    odd = (quadrant & 1) == 1
+    cos_sign = (1 - ((quadrant + 1) & 2)).to(torch.float32)
+    sin_sign = (1 - (quadrant & 2)).to(torch.float32)
+    return (radius * torch.where(odd, sin, cos) * cos_sign,
+            radius * torch.where(odd, cos, sin) * sin_sign)
+
+
+def truncated_variate(w: torch.Tensor, standard: Sequence[float], far: bool) -> torch.Tensor:
+    """Phi^-1 of a uniform point of [Phi(lo), Phi(hi)] (unclamped)."""
+    p_lo, q_hi, width = standard
+    m = _to_float(((w >> 9) & 0x7FFFFF) * 2 + 1) * 2.0**-24  # in (0, 1)
+    p = m * width + p_lo
+    q = (1.0 - m) * width + q_hi
+    return ndtri32(p, q, far)
+
+
+def ndtri32(p: torch.Tensor, q: torch.Tensor, far: bool) -> torch.Tensor:
+    """Phi^-1(p) where q = 1 - p is given separately (for its precision near 0)."""
+    t = p - 0.5
+    r = CENTRAL_SHIFT - t * t
+    lower = t < 0.0
+    tail_p = torch.clamp(torch.where(lower, p, q), min=TINY)
+    s = _sqrt(-log32(tail_p))
+    near_s = s - NEAR_SHIFT
+    top = _poly_rising(NDTRI_NEAR[0], near_s)
+    bottom = _poly_rising(NDTRI_NEAR[1], near_s)
+    if far:
+        far_s = s - FAR_SHIFT
+        beyond = s > FAR_SHIFT
+        top = torch.where(beyond, _poly_rising(NDTRI_FAR[0], far_s), top)
+        bottom = torch.where(beyond, _poly_rising(NDTRI_FAR[1], far_s), bottom)
+    top = torch.where(lower, -top, top)
+    # One division: (t A(r)) / B(r) in the centre, +-C(s) / D(s) in the tails.
+    central = t.abs() <= SPLIT_CENTRAL
+    top = torch.where(central, t * _poly_rising(NDTRI_CENTRAL[0], r), top)
+    bottom = torch.where(central, _poly_rising(NDTRI_CENTRAL[1], r), bottom)
+    return top / bottom
+
+
+def standard_variates(code: int, words: Sequence[torch.Tensor], which: torch.Tensor,
+                      standard: Sequence[float]) -> torch.Tensor:
+    """Each element's standard variate, from its call's four `words` (int32) and its word
+    number `which` (0-3; a normal element's pair is words (0, 1) or (2, 3))."""
+    if code == NORMAL:
+        c01, s01 = normal_variates(words[0], words[1])
+        c23, s23 = normal_variates(words[2], words[3])
+        first = torch.where(which >= 2, c23, c01)
+        second = torch.where(which >= 2, s23, s01)
+        return torch.where((which & 1) == 1, second, first)
+    word = torch.where(which == 0, words[0], torch.where(
+        which == 1, words[1], torch.where(which == 2, words[2], words[3])))
+    if code == UNIFORM:
+        return uniform_variate(word)
+    return truncated_variate(word, standard, code == TRUNCATED_FAR)
+
+
+def affine_(values: torch.Tensor, code: int, affine: Sequence[float]) -> torch.Tensor:
+    """The affine map of standard variates, in place, in `values`' precision (float64)."""
+    if code in (UNIFORM, NORMAL):
+        shift, scale = affine
+        return values.mul_(scale).add_(shift)
+    lo, hi, mean, sigma = affine
+    return values.clamp_(lo, hi).mul_(sigma).add_(mean)
+
+
+def truncated_inverse_cdf_params(params: Sequence[float]) -> tuple[float, ...]:
+    """For torch's generator path (float64): (Phi(lo), Phi(hi) - Phi(lo), lo, hi, mean,
+    scale) with [lo, hi] = [a, b], or [-b, -a] and scale = -sigma when the interval lies mostly
+    above 0 (sampled as its mirror image in the lower tail, then negated)."""
+    mean, std, a, b = (float(p) for p in params)
     sigma = std / truncated_std_factor(a, b)
     mirror = a + b > 0
     lo, hi = (-b, -a) if mirror else (a, b)
-    p_lo, p_hi = _std_normal_cdf(lo), _std_normal_cdf(hi)
-    return [p_lo, p_hi - p_lo, lo, hi, mean, -sigma if mirror else sigma]
-
-
-def _std_normal_cdf(x: float) -> float:
-    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+    return normal_cdf(lo), normal_mass(lo, hi), lo, hi, mean, -sigma if mirror else sigma

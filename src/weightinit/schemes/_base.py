@@ -11,7 +11,15 @@ from typing import Any, ClassVar
 import torch
 
 from .._errors import InitError, InitWarning, did_you_mean
-from ..random import FLOAT_DTYPES, Backend, Kind, Region, check_seed, fill_keyed_, kernel_params
+from ..random import (
+    FLOAT_DTYPES,
+    Backend,
+    Kind,
+    Region,
+    check_seed,
+    fill_keyed_,
+    truncated_inverse_cdf_params,
+)
 from ..theory import Fans, infer_fans
 
 Draw = Callable[[Kind, Sequence[float], int], torch.Tensor]
@@ -40,8 +48,8 @@ def _sample_with_generator(out: torch.Tensor, kind: Kind, params: Sequence[float
     if kind == "normal":
         return out.normal_(params[0], params[1], generator=generator)
     # Inverse CDF of a uniform on [Phi(lo), Phi(hi)] in float64, mirrored into the lower tail
-    # when the interval lies mostly above 0, exactly as the keyed stream does it.
-    p_lo, width, lo, hi, mean, scale = kernel_params("truncated_normal", params)
+    # when the interval lies mostly above 0 (float64 keeps the lower tail's precision).
+    p_lo, width, lo, hi, mean, scale = truncated_inverse_cdf_params(params)
     work = torch.empty(out.shape, dtype=torch.float64, device=out.device)
     work.uniform_(p_lo, p_lo + width, generator=generator)
     work = torch.special.ndtri(work).clamp_(lo, hi).mul_(scale).add_(mean)
@@ -155,10 +163,9 @@ class Spec:
             generator: a torch.Generator, for the non-keyed path.
             seed, key: select the keyed stream; `key` is usually the parameter's name.
             global_shape, offset: the logical tensor and where `tensor` sits in it.
-            backend: the keyed kernels, ``"eager"``, ``"compiled"`` (torch.compile) or
-                ``"auto"`` (compiled for tensors of 2**28 elements or more, or of 2**14 once
-                this process has compiled the kernel; env WEIGHTINIT_COMPILE=0/1 overrides);
-                the values are the same bits either way.
+            backend: the keyed stream's implementation: ``"auto"`` (numba on the CPU, torch
+                ops elsewhere), ``"numba"``, ``"eager"`` (torch ops) or ``"compiled"`` (torch
+                ops under torch.compile); the values are the same bits either way.
 
         Raises:
             InitError: a non-floating tensor, conflicting arguments, a region outside
