@@ -5,10 +5,9 @@ does by default (`--how default`: allocated and initialized by each module's
 `wi.materialize(model, device="cpu", seed=0)` (`--how materialize`), and prints the time, the
 peak RSS before and after, and the model's bytes as one JSON object on the last line.
 
-For `materialize`, a tiny GPT is materialized first with WEIGHTINIT_COMPILE=1: that compiles
-the keyed kernels (once per process; torch.compile's caches on disk may shorten it) and
-imports the meta-device machinery, and is reported as "warmup", not timed. After it, "auto"
-picks the compiled kernels for every tensor of 2**14 elements or more.
+For `materialize`, a tiny GPT is materialized first: that loads numba and the keyed kernel
+from numba's disk cache (or compiles it, the first time ever) and imports the meta-device
+machinery, and is reported as "warmup", not timed.
 
     python benchmarks/_construct.py --how materialize --width 768 --layers 12 --heads 12
 """
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import time
@@ -46,13 +44,9 @@ def _peak_rss_bytes() -> int:
 
 def _warm_up() -> float:
     begin = time.perf_counter()
-    os.environ["WEIGHTINIT_COMPILE"] = "1"
-    try:
-        with torch.device("meta"):
-            tiny = gpt(vocab=97, context=16, width=32, layers=1, heads=4)
-        wi.materialize(tiny, device="cpu")
-    finally:
-        del os.environ["WEIGHTINIT_COMPILE"]
+    with torch.device("meta"):
+        tiny = gpt(vocab=97, context=16, width=32, layers=1, heads=4)
+    wi.materialize(tiny, device="cpu")
     return time.perf_counter() - begin
 
 

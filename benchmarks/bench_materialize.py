@@ -4,25 +4,18 @@ construction of the same model on the CPU. Each build runs in a fresh process
 (benchmarks/_construct.py), so that its peak RSS is that model's alone; --reps processes each,
 alternating. Prints median seconds, Mparams/s, peak RSS and its growth over the model's bytes,
 and the ratio default / materialize.
-
-Then the keyed normal fill that materialize runs, ``wi.Normal(0.02).fill_(x, key="w", seed=0,
-backend="compiled")`` on 2**27 float32 elements, with 1 and 2 torch threads (each thread
-count compiled by an untimed call first: torch.compile recompiles when the count changes).
 """
 
 from __future__ import annotations
 
 import statistics
 
-import torch
-from _common import median_seconds, run_script
+from _common import run_script
 
-import weightinit as wi
 from weightinit.studies import GPTConfig
 
 GPT_SIZES = {"1.3b": GPTConfig(vocab=50257, context=1024, width=2048, layers=24, heads=16),
              "124m": GPTConfig(vocab=50257, context=1024, width=768, layers=12, heads=12)}
-FILL_NUMEL = 1 << 27
 
 
 def _construct(how: str, config: GPTConfig, threads: int) -> dict[str, float]:
@@ -30,29 +23,6 @@ def _construct(how: str, config: GPTConfig, threads: int) -> dict[str, float]:
                       "--vocab", str(config.vocab), "--context", str(config.context),
                       "--width", str(config.width), "--layers", str(config.layers),
                       "--heads", str(config.heads))
-
-
-def _fill_throughput(reps: int) -> dict[int, float]:
-    """Melem/s of the compiled keyed normal fill with 1 and 2 torch threads."""
-    x = torch.empty(FILL_NUMEL)
-    x.zero_()  # touch the pages before timing
-    spec = wi.Normal(0.02)
-    throughput: dict[int, float] = {}
-    previous = torch.get_num_threads()
-    try:
-        for count in (1, 2):
-            torch.set_num_threads(count)
-            # Untimed: torch.compile guards on the thread count, so a new count recompiles.
-            spec.fill_(x[:1 << 20], key="warm", seed=0, backend="compiled")
-            seconds = median_seconds(
-                lambda: spec.fill_(x, key="w", seed=0, backend="compiled"), reps)
-            throughput[count] = x.numel() / seconds / 1e6
-            print(f"  wi.Normal(0.02).fill_ (compiled, {FILL_NUMEL:,} el.), {count} "
-                  f"thread{'s' if count > 1 else ''}: {throughput[count]:.1f} Melem/s",
-                  flush=True)
-    finally:
-        torch.set_num_threads(previous)
-    return throughput
 
 
 def run(config: GPTConfig, threads: int, reps: int) -> dict[str, object]:
@@ -82,6 +52,6 @@ def run(config: GPTConfig, threads: int, reps: int) -> dict[str, object]:
     summary["speedup"] = ratio
     warm = statistics.median(r["warmup"] for r in runs["materialize"])
     print(f"  materialize is {ratio:.2f}x as fast as default construction "
-          f"(its one-off kernel compile/warm-up, not timed: {warm:.1f} s)", flush=True)
-    summary["keyed_fill_melem_per_s"] = _fill_throughput(reps)
+          f"(its one-off warm-up, loading numba and the kernel, not timed: {warm:.1f} s)",
+          flush=True)
     return summary

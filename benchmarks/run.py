@@ -1,8 +1,11 @@
 """`make bench`: weightinit against torch's own code and the PyPI `lsuv` package, each timed
 against its baseline in the same run. Sections (--only NAME runs one; default: all, in order):
 
-  fills        `Spec.fill_` keyed fills (wi.Normal, wi.TruncatedNormal) vs torch's `normal_`
-               and `nn.init.trunc_normal_` (benchmarks/bench_fills.py)
+  fills        `Spec.fill_` keyed fills (wi.Normal, wi.Uniform, wi.TruncatedNormal) vs torch's
+               `normal_`, `uniform_` and `nn.init.trunc_normal_`, on 1 and --threads threads,
+               as a fraction of `fill_`; a fresh process's first fill (bench_fills.py)
+  gpt2         `wi.init_model` on transformers' GPT-2 small vs its construction from the
+               config, fresh processes (benchmarks/bench_gpt2.py)
   lsuv         `wi.lsuv` vs the PyPI `lsuv` package, installed only for the benchmark from
                benchmarks/requirements-lsuv.txt (benchmarks/bench_lsuv.py)
   diagnose     `wi.diagnose` vs a plain forward + backward on the same model and batch, and a
@@ -23,11 +26,12 @@ from collections.abc import Sequence
 
 import bench_diagnose
 import bench_fills
+import bench_gpt2
 import bench_lsuv
 import bench_materialize
 import torch
 
-SECTIONS = ("fills", "lsuv", "diagnose", "materialize")
+SECTIONS = ("fills", "gpt2", "lsuv", "diagnose", "materialize")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               flush=True)
         results["numel"] = args.numel
         results["keyed_fills"] = bench_fills.run(args.numel, args.reps)
+    if args.only in (None, "gpt2"):
+        print("GPT-2 small: wi.init_model vs transformers' construction (fresh processes):",
+              flush=True)
+        results["gpt2"] = bench_gpt2.run(args.threads, args.reps)
     if args.only in (None, "lsuv"):
         print("LSUV: wi.lsuv vs the PyPI lsuv package (same models, seed and batch):",
               flush=True)

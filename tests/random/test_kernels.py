@@ -10,7 +10,7 @@ import torch
 from random_streams import DISTS, fill
 
 import weightinit as wi
-from weightinit.random import _kernels
+from weightinit.random import _kernels, fill_keyed_
 
 REGIONS = [  # (global shape, region shape, offset)
     ((3, 9000), (3, 9000), (0, 0)),  # long runs with ragged block edges
@@ -104,3 +104,19 @@ def test_auto_is_numba_on_the_cpu_and_torch_ops_elsewhere():
     assert _kernels.choose_backend("auto", torch.device("cpu")) == "numba"
     assert _kernels.choose_backend("auto", torch.device("meta")) == "eager"
     assert _kernels.choose_backend("compiled", torch.device("cpu")) == "compiled"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_same_words_and_floats_within_an_ulp():
+    from weightinit.random._philox import key_tensor
+
+    calls = torch.arange(1 << 16, dtype=torch.int64) * 7919
+    cpu = _kernels.philox_words(calls, key_tensor(3, "w"), 5)
+    gpu = _kernels.philox_words(calls.cuda(), key_tensor(3, "w", "cuda"), 5)
+    assert all(torch.equal(a, b.cpu()) for a, b in zip(cpu, gpu, strict=True))
+    for kind, params in DISTS:
+        host = fill((3, 9000), kind, params, backend="numba")
+        device = torch.empty(3, 9000, device="cuda")
+        fill_keyed_(device, kind, params, seed=7, key="w")
+        ulp = torch.finfo(torch.float32).eps * host.abs().clamp(min=torch.finfo().tiny)
+        assert ((device.cpu() - host).abs() <= ulp).all(), kind
