@@ -2,9 +2,10 @@
 own initializers on the same float32 tensor (--numel elements), in the same run, with 1 thread
 and with --threads.
 
-Per thread count: torch's ``x.fill_(1.0)`` (the memory bandwidth: a keyed fill's ceiling), then
-three pairs, each a torch initializer and the keyed fill of the same distribution with its
-ratio against it and its fraction of ``fill_``'s throughput:
+Per thread count (the repetitions of every row and thread count interleaved, so that a noisy
+neighbour slows them alike): torch's ``x.fill_(1.0)`` (the memory bandwidth: a keyed fill's
+ceiling), then three pairs, each a torch initializer and the keyed fill of the same
+distribution with its ratio against it and its fraction of ``fill_``'s throughput:
 
 - ``x.normal_()`` and ``wi.Normal(1.0).fill_(x, key="w", seed=0)``;
 - ``x.uniform_()`` and ``wi.Uniform(0.0, 1.0).fill_(...)``;
@@ -21,7 +22,9 @@ compiles the kernel).
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
+import time
 from collections.abc import Callable
 
 import torch
@@ -42,29 +45,49 @@ def _pairs() -> list[tuple[str, Callable[[torch.Tensor], object], str, wi.Spec]]
     ]
 
 
-def _at(threads: int, x: torch.Tensor, reps: int) -> list[dict[str, object]]:
-    torch.set_num_threads(threads)
-    rows: list[dict[str, object]] = []
-    numel = x.numel()
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
-    def record(name: str, fn: Callable[[], object], **extra: object) -> float:
-        seconds = median_seconds(fn, reps)
-        rate = numel / seconds / 1e6
-        rows.append({"name": name, "threads": threads, "numel": numel, "seconds": seconds,
-                     "melem_per_s": rate, **extra})
-        return seconds
 
-    bandwidth = record("torch fill_(1.0)", lambda: x.fill_(1.0))
-    print(f"  {threads} thread{'s' if threads > 1 else ' '}  {'torch fill_(1.0)':<30} "
-          f"{numel / bandwidth / 1e6:>8.0f} Melem/s  (memory bandwidth)", flush=True)
+def _measure(counts: list[int], x: torch.Tensor, reps: int) -> dict[tuple[str, int], float]:
+    """Median seconds of every row at every thread count. The repetitions of all rows and
+    thread counts are interleaved, so that a noisy neighbour slows them alike and the ratios
+    (keyed / torch, N threads / 1) stay meaningful."""
+    rows: list[tuple[str, Callable[[], object]]] = [("torch fill_(1.0)", lambda: x.fill_(1.0))]
     for base_name, base_fn, name, spec in _pairs():
-        base = record(base_name, lambda: base_fn(x))  # noqa: B023 (called right here)
-        keyed = record(name, lambda: spec.fill_(x, key="w", seed=0))  # noqa: B023
-        rows[-1].update(ratio=base / keyed, baseline=base_name, of_fill=bandwidth / keyed)
-        print(f"           {base_name:<30} {numel / base / 1e6:>8.1f} Melem/s\n"
-              f"           {name:<30} {numel / keyed / 1e6:>8.1f} Melem/s  "
-              f"{base / keyed:>6.2f}x {base_name}, {bandwidth / keyed:.3f} of fill_",
-              flush=True)
+        rows.append((base_name, lambda fn=base_fn: fn(x)))  # type: ignore[misc]
+        rows.append((name, lambda s=spec: s.fill_(x, key="w", seed=0)))  # type: ignore[misc]
+    times: dict[tuple[str, int], list[float]] = {}
+    for _ in range(reps):
+        for count in counts:
+            torch.set_num_threads(count)
+            for name, fn in rows:
+                times.setdefault((name, count), []).append(_timed(fn))
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def _report(seconds: dict[tuple[str, int], float], counts: list[int],
+            numel: int) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for count in counts:
+        bandwidth = seconds[("torch fill_(1.0)", count)]
+        print(f"  {count} thread{'s' if count > 1 else ' '}  {'torch fill_(1.0)':<30} "
+              f"{numel / bandwidth / 1e6:>8.0f} Melem/s  (memory bandwidth)", flush=True)
+        rows.append({"name": "torch fill_(1.0)", "threads": count, "numel": numel,
+                     "seconds": bandwidth, "melem_per_s": numel / bandwidth / 1e6})
+        for base_name, _, name, _ in _pairs():
+            base, keyed = seconds[(base_name, count)], seconds[(name, count)]
+            rows.append({"name": base_name, "threads": count, "numel": numel, "seconds": base,
+                         "melem_per_s": numel / base / 1e6})
+            rows.append({"name": name, "threads": count, "numel": numel, "seconds": keyed,
+                         "melem_per_s": numel / keyed / 1e6, "ratio": base / keyed,
+                         "baseline": base_name, "of_fill": bandwidth / keyed})
+            print(f"           {base_name:<30} {numel / base / 1e6:>8.1f} Melem/s\n"
+                  f"           {name:<30} {numel / keyed / 1e6:>8.1f} Melem/s  "
+                  f"{base / keyed:>6.2f}x {base_name}, {bandwidth / keyed:.3f} of fill_",
+                  flush=True)
     return rows
 
 
@@ -92,19 +115,16 @@ def run(numel: int, reps: int) -> dict[str, object]:
     x = torch.empty(numel, dtype=torch.float32)
     threads = torch.get_num_threads()
     wi.Normal(1.0).fill_(x[:4096], key="warm", seed=0)  # load (or compile) the kernel
-    rows = []
     counts = sorted({1, threads})
     try:
-        for count in counts:
-            rows += _at(count, x, reps)
+        seconds = _measure(counts, x, reps)
     finally:
         torch.set_num_threads(threads)
+    rows = _report(seconds, counts, numel)
     scaling: dict[str, float] = {}
     if len(counts) == 2:
         for _, _, name, _ in _pairs():
-            one, many = (next(r["seconds"] for r in rows
-                              if r["name"] == name and r["threads"] == c) for c in counts)
-            scaling[name] = float(one) / float(many)  # type: ignore[arg-type]
+            scaling[name] = seconds[(name, 1)] / seconds[(name, threads)]
             print(f"  {name:<30} {threads} threads / 1 thread: {scaling[name]:.2f}x",
                   flush=True)
     small = torch.empty(EAGER_NUMEL)

@@ -10,9 +10,7 @@ shapes. Joint schemes (Orthogonal, ...) build the whole matrix on every rank and
 
 from __future__ import annotations
 
-import ctypes
 import math
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,31 +52,6 @@ def _device(device: object) -> torch.device:
             "should live on, e.g. device='cpu' or device='cuda'."
         )
     return resolved
-
-
-_HUGE_PAGE = 2 << 20
-_MADV_HUGEPAGE = 14
-
-
-def _advise_huge_pages(tensor: torch.Tensor) -> None:
-    """Ask Linux to back a fresh CPU allocation with transparent huge pages (what torch does
-    for every allocation under THP_MEM_ALLOC_ENABLE=1): the fills then fault in 2 MB at a time
-    instead of 4 KB, which on a model of gigabytes saves seconds. Advice only: where it is not
-    available nothing changes, values never depend on it."""
-    if not sys.platform.startswith("linux") or tensor.device.type != "cpu":
-        return
-    storage = tensor.untyped_storage()
-    start, size = storage.data_ptr(), storage.nbytes()
-    low = -(-start // _HUGE_PAGE) * _HUGE_PAGE
-    high = (start + size) // _HUGE_PAGE * _HUGE_PAGE
-    if high - low < 2 * _HUGE_PAGE:
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.madvise(ctypes.c_void_p(low), ctypes.c_size_t(high - low),
-                     ctypes.c_int(_MADV_HUGEPAGE))
-    except (OSError, AttributeError):
-        pass
 
 
 # --- buffers ------------------------------------------------------------------------------------
@@ -306,7 +279,6 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
         if not is_meta(tensor):
             return tensor
         fresh = torch.empty_like(tensor, device=target_device)
-        _advise_huge_pages(local_tensor(fresh))
         return fresh
 
     sites: dict[int, list[tuple[nn.Module, str]]] = {}
