@@ -120,3 +120,21 @@ def test_cuda_gives_the_same_words_and_floats_within_an_ulp():
         fill_keyed_(device, kind, params, seed=7, key="w")
         ulp = torch.finfo(torch.float32).eps * host.abs().clamp(min=torch.finfo().tiny)
         assert ((device.cpu() - host).abs() <= ulp).all(), kind
+
+
+def test_fills_from_several_python_threads_at_once_give_the_serial_bits():
+    import threading
+
+    shapes = [(300, 301), (1 << 16,), (64, 3, 3, 3)] * 3
+    expected = [fill(shape, "normal", (0.0, 1.0), key=f"k{i}") for i, shape in enumerate(shapes)]
+    got: dict[int, torch.Tensor] = {}
+
+    def work(i: int, shape: tuple[int, ...]) -> None:
+        got[i] = fill(shape, "normal", (0.0, 1.0), key=f"k{i}")
+
+    threads = [threading.Thread(target=work, args=(i, shape)) for i, shape in enumerate(shapes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(torch.equal(got[i], expected[i]) for i in range(len(shapes)))
