@@ -133,9 +133,26 @@ def test_bad_arguments_are_refused_and_leave_the_tensor_unchanged():
                              (0, 3, "`key`")]:
         with pytest.raises(wi.InitError, match=match):
             fill_keyed_(t, "normal", (0.0, 1.0), seed=seed, key=key)
-    with pytest.raises(wi.InitError, match="CPU tensors"):
-        fill_keyed_(torch.empty(3, device="meta"), "normal", (0.0, 1.0), seed=0, key="w",
-                    backend="numba")
+    for backend in ("numba", "eager"):
+        with pytest.raises(wi.InitError, match="meta device"):
+            fill_keyed_(torch.empty(3, device="meta"), "normal", (0.0, 1.0), seed=0, key="w",
+                        backend=backend)
+    with pytest.raises(wi.InitError, match="not valid Unicode"):
+        fill_keyed_(t, "normal", (0.0, 1.0), seed=0, key="w\ud800")
+    with pytest.raises(wi.InitError, match="2\\*\\*62"):
+        fill_keyed_(t, "normal", (0.0, 1.0), seed=0, key="w", global_shape=(2**31, 2**31 + 5),
+                    offset=(0, 0))
+    with pytest.raises(wi.InitError, match="needs `global_shape`"):
+        fill_keyed_(t, "normal", (0.0, 1.0), seed=0, key="w", offset=(0, 0, 0))
+    expanded = torch.zeros(5).expand(4, 5)
+    with pytest.raises(wi.InitError, match="expanded view"):
+        fill_keyed_(expanded, "normal", (0.0, 1.0), seed=0, key="w")
+    assert not expanded.any()
+    with torch.inference_mode():
+        frozen = torch.zeros(6)
+    with pytest.raises(wi.InitError, match="inference_mode"):
+        fill_keyed_(frozen, "normal", (0.0, 1.0), seed=0, key="w")
+    assert not frozen.any()
     with pytest.raises(wi.InitError, match="float16, bfloat16, float32 or float64"):
         fill_keyed_(torch.zeros(3, dtype=torch.int64), "normal", (0.0, 1.0), seed=0, key="w")
     assert torch.equal(t, torch.full((4, 5), 7.0))
@@ -145,6 +162,7 @@ def test_bad_arguments_are_refused_and_leave_the_tensor_unchanged():
     ("truncated_normal", (0.0, 1.0, 2.0, -2.0), "a < b"),
     ("truncated_normal", (0.0, 1.0, -40.0, -39.0), "11 sigma"),
     ("truncated_normal", (0.0, 1.0, 12.0, 13.0), "11 sigma"),
+    ("truncated_normal", (0.0, 1.0, 2.0, 2.0001), "too narrow"),
     ("uniform", (1.0, 0.0), "low < high"),
     ("normal", (0.0, -1.0), ">= 0"),
     ("normal", ("0", "x"), "finite numbers"),
@@ -156,3 +174,37 @@ def test_fill_keyed_checks_distribution_params(kind, params, match):
     with pytest.raises(wi.InitError, match="`substream`"):
         fill_keyed_(t, "normal", (0.0, 1.0), seed=0, key="w", substream=2**40)
     assert torch.equal(t, torch.full((3,), 7.0))
+
+
+@pytest.mark.parametrize("backend", ["numba", "eager"])
+def test_a_fill_bumps_the_version_counter_so_autograd_refuses_stale_graphs(backend):
+    x = torch.ones(8, requires_grad=True)
+    y = (x * x).sum()  # saves x for backward
+    before = x._version
+    fill_keyed_(x, "normal", (0.0, 1.0), seed=0, key="w", backend=backend)
+    assert x._version > before
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
+def test_inside_inference_mode_inference_tensors_are_filled():
+    with torch.inference_mode():
+        t = fill_keyed_(torch.empty(100), "normal", (0.0, 1.0), seed=7, key="w")
+    assert torch.equal(t, fill((100,), "normal", (0.0, 1.0)))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_can_fill_after_its_parent_did():
+    """numba's default OpenMP layer terminates a forked child; the stream runs numba on its
+    fork-safe workqueue layer (DataLoader workers and multiprocessing fork)."""
+    import os
+
+    expected = fill((300, 70), "normal", (0.0, 1.0))
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its fill gives the parent's bits
+        try:
+            os._exit(0 if torch.equal(fill((300, 70), "normal", (0.0, 1.0)), expected) else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

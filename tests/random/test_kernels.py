@@ -98,6 +98,8 @@ def test_without_numba_cpu_fills_use_the_torch_ops(monkeypatch):
         got = fill((50, 3), "normal", (0.0, 1.0))
     assert torch.equal(got, expected)
     assert _kernels.choose_backend("auto", torch.device("cpu")) == "eager"
+    with pytest.raises(wi.InitError, match="needs numba"):
+        fill((50, 3), "normal", (0.0, 1.0), backend="numba")
 
 
 def test_auto_is_numba_on_the_cpu_and_torch_ops_elsewhere():

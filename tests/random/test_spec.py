@@ -14,9 +14,9 @@ from weightinit.random import derive_key, fill_keyed_
 SPEC = Path(__file__).parents[2] / "docs" / "stream.md"
 
 
-def _vectors():
+def _vectors(name="kat"):
     text = SPEC.read_text(encoding="utf-8")
-    block = text.split("```kat\n", 1)[1].split("```", 1)[0]
+    block = text.split(f"```{name}\n", 1)[1].split("```", 1)[0]
     return [line.split() for line in block.splitlines() if line and not line.startswith("#")]
 
 
@@ -37,6 +37,40 @@ def test_reference_reproduces_the_known_answer_vectors(row):
     pair = ref.normal_pair(words[word & 2], words[(word & 2) + 1])
     assert ref.bits(pair[word & 1]) == normal
     assert ref.bits(ref.truncated(words[word], -2.0, 2.0)) == truncated
+
+
+@pytest.mark.parametrize("row", _vectors("kat-truncated"), ids=" ".join)
+def test_reference_reproduces_the_truncated_vectors(row):
+    a, b = float(row[0]), float(row[1])
+    index, word, variate = int(row[2]), int(row[3], 16), int(row[4], 16)
+    words, which = ref.words_of(index, 0, "layer.weight")
+    assert words[which] == word
+    assert ref.bits(ref.truncated(word, a, b)) == variate
+    # The kernels: with std = c(a, b) sigma is 1, so the value is the clamped variate.
+    from weightinit.theory import truncated_std_factor
+
+    for backend in ("numba", "eager"):
+        out = torch.empty(1)
+        fill_keyed_(out, "truncated_normal", (0.0, truncated_std_factor(a, b), a, b), seed=0,
+                    key="layer.weight", global_shape=(1 << 20,), offset=(index,),
+                    backend=backend)
+        clamped = min(max(float(ref.from_bits(variate)), a), b)
+        assert float(out) == pytest.approx(clamped, rel=1e-7), backend
+
+
+@pytest.mark.parametrize("row", _vectors("kat-substream"), ids=lambda row: f"index {row[0]}")
+def test_reference_and_kernels_reproduce_the_substream_vectors(row):
+    index = int(row[0])
+    words = tuple(int(v, 16) for v in row[1:5])
+    got, which = ref.words_of(index, 0, "layer.weight", substream=3)
+    assert got == words
+    normal = int(row[5], 16)
+    assert ref.bits(ref.normal_pair(words[which & 2], words[(which & 2) + 1])[which & 1]) == normal
+    for backend in ("numba", "eager"):
+        out = torch.empty(1)
+        fill_keyed_(out, "normal", (0.0, 1.0), seed=0, key="layer.weight", substream=3,
+                    global_shape=(1 << 20,), offset=(index,), backend=backend)
+        assert ref.bits(ref.f32(float(out))) == normal, backend
 
 
 @pytest.mark.parametrize("row", _vectors()[:4], ids=lambda row: f"index {row[0]}")
@@ -62,7 +96,9 @@ CASES = [
     ("truncated_normal", (0.0, 1.0, -2.0, 2.0)),
     ("truncated_normal", (1.0, 0.5, 0.5, 3.0)),
     ("truncated_normal", (0.0, 1.0, -8.0, -5.0)),  # far tail, lower side
-    ("truncated_normal", (0.0, 1.0, 5.0, 9.0)),  # far tail, upper side (through q)
+    ("truncated_normal", (0.0, 1.0, 5.0, 9.0)),  # upper side (through q)
+    ("truncated_normal", (0.0, 1.0, -10.0, -7.0)),  # AS 241's far branch, lower side
+    ("truncated_normal", (0.0, 1.0, 7.0, 10.0)),  # and upper side
 ]
 
 

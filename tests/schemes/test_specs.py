@@ -129,6 +129,13 @@ def test_far_upper_tail_interval_is_accepted():
     assert float(t.min()) >= 10.0 * spec.sigma and float(t.max()) <= 12.0 * spec.sigma
 
 
+@pytest.mark.parametrize(("a", "b"), [(12.0, 13.0), (-40.0, -39.0)])
+def test_truncation_beyond_the_streams_range_is_refused_when_the_spec_is_built(a, b):
+    # Refused up front, not late in a keyed fill: float32's normal CDF cannot hold it.
+    with pytest.raises(wi.InitError, match="11 sigma"):
+        wi.TruncatedNormal(a=a, b=b)
+
+
 @pytest.mark.parametrize("width", [1e-6, 1e-7, 1e-9])
 def test_too_narrow_truncation_is_refused(width):
     with pytest.raises(wi.InitError, match=r"`a`, `b`.*widen"):

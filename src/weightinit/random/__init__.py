@@ -15,10 +15,11 @@ from ._philox import philox4x32 as philox4x32
 from ._philox import philox4x32_reference as philox4x32_reference
 from ._region import Region as Region
 from ._transforms import kernel_params as kernel_params
+from ._transforms import truncated_interval_problem as truncated_interval_problem
 from ._transforms import truncated_inverse_cdf_params as truncated_inverse_cdf_params
 
 __all__ = [
     "FLOAT_DTYPES", "Backend", "Kind", "Region", "check_seed",
     "choose_backend", "derive_key", "fill_keyed_", "kernel_params", "philox4x32",
-    "philox4x32_reference", "truncated_inverse_cdf_params",
+    "philox4x32_reference", "truncated_interval_problem", "truncated_inverse_cdf_params",
 ]

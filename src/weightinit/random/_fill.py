@@ -20,11 +20,17 @@ import numpy as np
 import torch
 
 from .._errors import InitError, check_choice, check_positive_int
-from ..theory import truncated_std_factor
 from ._kernels import CHUNK, KINDS, Backend, choose_backend, numba_kernel, torch_kernel
 from ._philox import BLOCK, derive_key, key_tensor
 from ._region import Piece, Region, pieces
-from ._transforms import DEEPEST, NORMAL, UNIFORM, Params, affine_, kernel_params
+from ._transforms import (
+    NORMAL,
+    UNIFORM,
+    Params,
+    affine_,
+    kernel_params,
+    truncated_interval_problem,
+)
 
 Kind = Literal["uniform", "normal", "truncated_normal"]
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -79,8 +85,7 @@ def fill_keyed_(
             f"`tensor` must be a float16, bfloat16, float32 or float64 tensor, got {what}."
         )
     check_seed(seed)
-    if not isinstance(key, str):
-        raise InitError(f"`key` must be a str (e.g. a parameter name), got {key!r}.")
+    check_key(key)
     _check_params(kind, params)
     if isinstance(substream, bool) or not isinstance(substream, int) or not (
             0 <= substream < 2**31):
@@ -90,6 +95,7 @@ def fill_keyed_(
     region = Region.of(tensor.shape, global_shape, offset)
     if tensor.numel() == 0:
         return tensor
+    _check_writable(tensor)
     chosen = choose_backend(backend, tensor.device)
     if chosen == "numba" and tensor.device.type != "cpu":
         raise InitError(
@@ -111,7 +117,9 @@ def fill_keyed_(
     return tensor
 
 
-_NUMBA_LOCK = threading.Lock()  # numba's workqueue layer (no OpenMP) is not thread-safe
+# One numba fill at a time: numba's workqueue threading layer (chosen for fork safety, see
+# `_kernels.numba_kernel`) does not run parallel regions from several threads at once.
+_NUMBA_LOCK = threading.Lock()
 
 
 class _Stream:
@@ -140,12 +148,19 @@ class _Stream:
             affine = self._identity() if wide else self.params.affine
             most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
             with _NUMBA_LOCK:
+                previous = numba.get_num_threads()
                 numba.set_num_threads(max(1, min(torch.get_num_threads(), most)))
-                fill(out, piece_starts.numpy(), piece_length, k0, k1, self.substream,
-                     self.params.code, standard, np.array(affine, dtype=np.float64))
+                try:
+                    fill(out, piece_starts.numpy(), piece_length, k0, k1, self.substream,
+                         self.params.code, standard, np.array(affine, dtype=np.float64))
+                finally:
+                    numba.set_num_threads(previous)
 
         if flat.dtype == torch.float32:  # in place, in one parallel call
             run(flat.numpy(), starts, length)
+            # Writes through numpy bypass autograd's version counter: bump it as an in-place
+            # torch op would, so that a graph that saved this tensor refuses to backward.
+            torch.autograd.graph.increment_version(flat)
             return
         for piece in pieces(starts, length, chunk):
             work = torch.empty(piece.numel, dtype=torch.float32)
@@ -178,7 +193,41 @@ class _Stream:
         out = flat[piece.position:piece.position + piece.numel]
         if affine or flat.dtype == torch.float64:
             values = affine_(values.double(), self.params.code, self.params.affine)
+            if flat.dtype != torch.float64:
+                values = values.float()  # float16 and bfloat16 round from float32
         out.copy_(values)
+
+
+def check_key(key: object) -> str:
+    """`key` as a str that UTF-8 can encode (the key derivation hashes its bytes), or
+    InitError."""
+    if not isinstance(key, str):
+        raise InitError(f"`key` must be a str (e.g. a parameter name), got {key!r}.")
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        raise InitError(f"`key` {key!r} is not valid Unicode (UTF-8 cannot encode it).") from None
+    return key
+
+
+def _check_writable(tensor: torch.Tensor) -> None:
+    if tensor.device.type == "meta":
+        raise InitError(
+            "`tensor` is on the meta device: it has no memory to fill. Allocate it first (e.g. "
+            "wi.materialize(model, device=...) for a model built on meta)."
+        )
+    if any(stride == 0 and size > 1 for stride, size in zip(tensor.stride(), tensor.shape,
+                                                             strict=True)):
+        raise InitError(
+            f"`tensor` (shape {tuple(tensor.shape)}, strides {tensor.stride()}) repeats memory "
+            "(an expanded view): its elements cannot hold different values. Fill a "
+            "contiguous tensor, e.g. `t = t.contiguous()`, then expand it."
+        )
+    if tensor.is_inference() and not torch.is_inference_mode_enabled():
+        raise InitError(
+            "`tensor` was created under torch.inference_mode(), and such tensors cannot be "
+            "changed in place outside it. Fill it inside inference_mode, or create it without."
+        )
 
 
 def _check_params(kind: str, params: Sequence[float]) -> None:
@@ -199,19 +248,9 @@ def _check_params(kind: str, params: Sequence[float]) -> None:
     if kind != "uniform" and values[1] < 0:
         raise InitError(f"`params` for {kind!r} need a std >= 0, got {params!r}.")
     if kind == "truncated_normal":
-        _, _, a, b = values
-        if not a < b:
-            raise InitError(f"`params` for 'truncated_normal' need a < b, got {params!r}.")
-        if a > DEEPEST or b < -DEEPEST:
-            raise InitError(
-                f"`params` for 'truncated_normal': [a, b] = [{a}, {b}] lies beyond {DEEPEST:g} "
-                "sigma, where the stream's float32 normal CDF underflows. Shift the mean "
-                "instead: an interval within 11 sigma of it."
-            )
-        if truncated_std_factor(a, b) < 1e-6:
-            raise InitError(
-                f"`params` for 'truncated_normal': [a, b] = [{a}, {b}] is too narrow to sample "
-                "by inverse CDF (its std factor is below 1e-6)."
-            )
+        problem = truncated_interval_problem(values[2], values[3])
+        if problem is not None:
+            raise InitError(f"`params` for 'truncated_normal': [a, b] = [{values[2]}, "
+                            f"{values[3]}] {problem}. Got {params!r}.")
 
 

@@ -5,6 +5,11 @@ The same operations in the same order as `_transforms`' torch ops, so the same b
 never contracts a * b + c into a fused multiply-add without fastmath, and every float constant
 is a float32. Compiled kernels are cached on disk (`cache=True`: beside this file, or in a
 per-user cache directory when site-packages is read-only; NUMBA_CACHE_DIR overrides).
+
+numba keys that cache on this file alone: the constants come from `_transforms` and `_philox`,
+so a change there alone would reuse a stale kernel. Installing a release rewrites every file,
+which invalidates it; in a development checkout, touch this file too (the tests compare this
+kernel with the torch ops, which read the constants afresh, and would catch it).
 """
 
 from __future__ import annotations
@@ -138,7 +143,7 @@ def _truncated(w, p_lo, q_hi, width, far):  # type: ignore[no-untyped-def]
     return top / bottom
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def fill(out, starts, length, k0, k1, substream, code, standard, affine):  # type: ignore[no-untyped-def]
     """Fill float32 `out` (R * length, contiguous) with runs r of `length` elements from global
     index starts[r]: standard variates of `code`, then the affine map `affine` (float64)

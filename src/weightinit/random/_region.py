@@ -29,12 +29,13 @@ class Region:
            offset: Sequence[int] | None) -> Region:
         local = tuple(int(d) for d in shape)
         if global_shape is None:
-            if offset is not None and any(o != 0 for o in _int_tuple("offset", offset)):
+            if offset is not None and (any(o != 0 for o in _int_tuple("offset", offset))
+                                       or len(tuple(offset)) != len(local)):
                 raise InitError(
                     f"`offset` {tuple(offset)} needs `global_shape`: the shape of the whole "
                     "logical tensor this region belongs to."
                 )
-            return Region(local, (0,) * len(local), local)
+            return _checked(Region(local, (0,) * len(local), local))
         full = _int_tuple("global_shape", global_shape)
         if offset is None:
             offset = (0,) * len(full)
@@ -51,7 +52,7 @@ class Region:
                     f"{dim}, outside `global_shape` {full}. The region must lie inside the "
                     "global tensor."
                 )
-        return Region(full, start, local)
+        return _checked(Region(full, start, local))
 
     def runs(self) -> tuple[torch.Tensor, int]:
         """(starts, L): the region is R = len(starts) runs of L consecutive global indices."""
@@ -71,6 +72,19 @@ class Region:
             steps = (torch.arange(self.shape[d], dtype=torch.int64) + self.offset[d]) * strides[d]
             starts = (steps[:, None] + starts[None, :]).reshape(-1)
         return starts, length
+
+
+LARGEST = 2**62
+"""Elements a logical tensor may have: flat indices stay below 2**62 (docs/stream.md)."""
+
+
+def _checked(region: Region) -> Region:
+    if math.prod(region.global_shape) >= LARGEST:
+        raise InitError(
+            f"`global_shape` {region.global_shape} has {math.prod(region.global_shape):,} "
+            "elements; the keyed stream indexes at most 2**62 per tensor."
+        )
+    return region
 
 
 def _int_tuple(argument: str, values: Sequence[int]) -> tuple[int, ...]:

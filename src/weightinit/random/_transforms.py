@@ -19,7 +19,8 @@ A *standard variate* comes first, in float32:
   z = Phi^-1 (AS 241, single precision), clamped to [lo, hi].
 
 Then the affine map in float64 (low + width u, mean + std z, mean + sigma clamp(z, lo, hi)),
-rounded to the target dtype: so every dtype holds the rounding of one float64 value.
+rounded once to float64's or float32's precision, and float32 rounded again to float16 or
+bfloat16 targets.
 """
 
 from __future__ import annotations
@@ -69,6 +70,24 @@ FAR_SHIFT = _f32(5.0)
 TINY = 2.0**-126  # smallest normal float32: P and Q never go below it
 FAR_TAIL = 6.6  # |z| beyond which PPND7 uses its far-tail branch (r = sqrt(-log p) > 5)
 DEEPEST = 11.0  # a truncated interval must reach within 11 sigma of 0 (float32's CDF range)
+NARROWEST = 2.0**-12  # and be at least this wide, relative to max(1, |a|, |b|)
+
+
+def truncated_interval_problem(a: float, b: float) -> str | None:
+    """Why the stream cannot sample a standard normal truncated to [a, b], or None.
+
+    Beyond 11 sigma the float32 CDF (2**-24 of the interval's mass must stay a normal float32)
+    cannot hold the interval; narrower than 2**-12 max(1, |a|, |b|), float32 variates take too
+    few distinct values in it (fewer than about 2**11) to be a truncated normal."""
+    if not a < b:
+        return "needs a < b"
+    if a > DEEPEST or b < -DEEPEST:
+        return (f"lies beyond {DEEPEST:g} sigma of 0, where the stream's float32 normal CDF "
+                "cannot hold it; shift the mean instead, keeping [a, b] within 11 sigma of it")
+    if b - a < NARROWEST * max(1.0, abs(a), abs(b)):
+        return ("is too narrow for float32 variates (it must be at least 2**-12 x "
+                "max(1, |a|, |b|) wide); widen it, or use Constant for a fixed value")
+    return None
 
 
 # --- kernel parameters --------------------------------------------------------------------------

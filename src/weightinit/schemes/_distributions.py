@@ -7,7 +7,7 @@ import dataclasses
 import math
 
 from .._errors import InitError, check_finite, check_positive_finite
-from ..random import Kind
+from ..random import Kind, truncated_interval_problem
 from ..theory import Fans, truncated_std_factor
 from ._base import Spec, normalize
 
@@ -116,16 +116,9 @@ class TruncatedNormal(Spec):
             normalize(self, name, check_finite(name, getattr(self, name)))
         if not self.a < self.b:
             raise InitError(f"`a` (={self.a!r}) must be < `b` (={self.b!r}).")
-        if truncated_std_factor(self.a, self.b) < 1e-6:
-            raise InitError(
-                f"[`a`, `b`] = [{self.a!r}, {self.b!r}] is too narrow to sample by inverse CDF "
-                "(its std factor is below 1e-6); widen it, or use Constant for a fixed value."
-            )
-        if min(abs(self.a), abs(self.b)) > 37 and self.a * self.b > 0:
-            raise InitError(
-                f"[`a`, `b`] = [{self.a!r}, {self.b!r}] lies entirely beyond 37 sigma, where "
-                "the normal CDF underflows float64; move the interval closer to 0."
-            )
+        problem = truncated_interval_problem(self.a, self.b)
+        if problem is not None:
+            raise InitError(f"[`a`, `b`] = [{self.a!r}, {self.b!r}] {problem}.")
 
     @property
     def sigma(self) -> float:
