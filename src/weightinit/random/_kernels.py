@@ -137,10 +137,11 @@ _NUMBA_LOCK = threading.Lock()
 def numba_kernel() -> Any:
     """The numba fill kernel, or None (with one InitWarning) when numba cannot be imported.
 
-    Unless NUMBA_THREADING_LAYER says otherwise, numba's parallel regions then run on its
-    "workqueue" layer: GNU OpenMP (numba's default where it is installed) terminates a process
-    forked from one that used it, which breaks fork-based multiprocessing and DataLoader
-    workers. Measured on 2 cores, workqueue fills 10% slower than OpenMP or not at all."""
+    Unless the user chose a layer (NUMBA_THREADING_LAYER, or numba.config.THREADING_LAYER set
+    before this), numba's parallel regions then run on its "workqueue" layer: GNU OpenMP
+    (numba's default where it is installed) terminates a process forked from one that used it,
+    which breaks fork-based multiprocessing and DataLoader workers. Measured on 2 cores,
+    workqueue fills at most about 10% slower than OpenMP."""
     with _NUMBA_LOCK:
         return _load_numba()
 
@@ -151,9 +152,10 @@ def _load_numba() -> Any:
         try:
             import numba
 
-            if "NUMBA_THREADING_LAYER" not in os.environ:
+            config: Any = numba.config
+            if "NUMBA_THREADING_LAYER" not in os.environ and config.THREADING_LAYER == "default":
                 # Read when numba first starts its threads; a no-op if they already run.
-                numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
+                config.THREADING_LAYER = "workqueue"
             from ._numba import fill
         except ImportError as exc:
             warnings.warn(
