@@ -29,11 +29,11 @@ class Region:
            offset: Sequence[int] | None) -> Region:
         local = tuple(int(d) for d in shape)
         if global_shape is None:
-            if offset is not None and (any(o != 0 for o in _int_tuple("offset", offset))
-                                       or len(tuple(offset)) != len(local)):
+            given = None if offset is None else _int_tuple("offset", offset)
+            if given is not None and (any(given) or len(given) != len(local)):
                 raise InitError(
-                    f"`offset` {tuple(offset)} needs `global_shape`: the shape of the whole "
-                    "logical tensor this region belongs to."
+                    f"`offset` {given} needs `global_shape`: the shape of the whole logical "
+                    "tensor this region belongs to."
                 )
             return _checked(Region(local, (0,) * len(local), local))
         full = _int_tuple("global_shape", global_shape)
