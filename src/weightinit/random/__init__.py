@@ -6,6 +6,7 @@ them is re-exported by `weightinit`.
 
 from ._fill import FLOAT_DTYPES as FLOAT_DTYPES
 from ._fill import Kind as Kind
+from ._fill import check_key as check_key
 from ._fill import check_seed as check_seed
 from ._fill import fill_keyed_ as fill_keyed_
 from ._kernels import Backend as Backend
@@ -19,7 +20,7 @@ from ._transforms import truncated_interval_problem as truncated_interval_proble
 from ._transforms import truncated_inverse_cdf_params as truncated_inverse_cdf_params
 
 __all__ = [
-    "FLOAT_DTYPES", "Backend", "Kind", "Region", "check_seed",
+    "FLOAT_DTYPES", "Backend", "Kind", "Region", "check_key", "check_seed",
     "choose_backend", "derive_key", "fill_keyed_", "kernel_params", "philox4x32",
     "philox4x32_reference", "truncated_interval_problem", "truncated_inverse_cdf_params",
 ]

@@ -12,7 +12,6 @@ or square root differ. docs/stream.md specifies it all.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from typing import Literal
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from .._errors import InitError, check_choice, check_positive_int
-from ._kernels import CHUNK, KINDS, Backend, choose_backend, numba_kernel, torch_kernel
+from ._kernels import CHUNK, KINDS, Backend, choose_backend, run_numba, torch_kernel
 from ._philox import BLOCK, derive_key, key_tensor
 from ._region import Piece, Region, pieces
 from ._transforms import (
@@ -97,11 +96,6 @@ def fill_keyed_(
         return tensor
     _check_writable(tensor)
     chosen = choose_backend(backend, tensor.device)
-    if chosen == "numba" and tensor.device.type != "cpu":
-        raise InitError(
-            f"`backend`='numba' fills CPU tensors; this one is on {tensor.device}. Use "
-            "backend='auto' (torch ops there, the same values)."
-        )
     target = tensor if tensor.is_contiguous() else torch.empty_like(
         tensor, memory_format=torch.contiguous_format)
     starts, length = region.runs()
@@ -115,11 +109,6 @@ def fill_keyed_(
         if target is not tensor:
             tensor.copy_(target)
     return tensor
-
-
-# One numba fill at a time: numba's workqueue threading layer (chosen for fork safety, see
-# `_kernels.numba_kernel`) does not run parallel regions from several threads at once.
-_NUMBA_LOCK = threading.Lock()
 
 
 class _Stream:
@@ -137,24 +126,13 @@ class _Stream:
 
     def fill_numba(self, flat: torch.Tensor, starts: torch.Tensor, length: int,
                    chunk: int) -> None:
-        import numba
-
-        fill = numba_kernel()
-        k0, k1 = (np.uint64(k) for k in derive_key(self.seed, self.key))
-        standard = np.array(self.params.standard or (0.0, 0.0, 0.0), dtype=np.float32)
-        wide = flat.dtype == torch.float64
+        key = derive_key(self.seed, self.key)
+        # float64 targets take the standard variates and apply the affine map in `_store`.
+        affine = self._identity() if flat.dtype == torch.float64 else self.params.affine
 
         def run(out: np.ndarray, piece_starts: torch.Tensor, piece_length: int) -> None:
-            affine = self._identity() if wide else self.params.affine
-            most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-            with _NUMBA_LOCK:
-                previous = numba.get_num_threads()
-                numba.set_num_threads(max(1, min(torch.get_num_threads(), most)))
-                try:
-                    fill(out, piece_starts.numpy(), piece_length, k0, k1, self.substream,
-                         self.params.code, standard, np.array(affine, dtype=np.float64))
-                finally:
-                    numba.set_num_threads(previous)
+            run_numba(out, piece_starts.numpy(), piece_length, key, self.substream,
+                      self.params, affine)
 
         if flat.dtype == torch.float32:  # in place, in one parallel call
             run(flat.numpy(), starts, length)
@@ -172,7 +150,6 @@ class _Stream:
         device = flat.device
         key = key_tensor(self.seed, self.key, device)
         for piece in pieces(starts, length, chunk):
-            piece_starts = piece.starts.to(device)
             if piece.starts.numel() == 1 and piece.length >= 2 * BLOCK:
                 start = int(piece.starts[0])
                 first = start // BLOCK
@@ -181,7 +158,8 @@ class _Stream:
                     torch.tensor(first, device=device), blocks, key, self.substream, self.params)
                 values = values[start - first * BLOCK:start - first * BLOCK + piece.length]
             else:
-                index = piece_starts[:, None] + torch.arange(piece.length, device=device)
+                index = piece.starts.to(device)[:, None] + torch.arange(piece.length,
+                                                                        device=device)
                 values = torch_kernel("element", compiled)(index.view(-1), key, self.substream,
                                                            self.params)
             self._store(flat, piece, values, affine=True)

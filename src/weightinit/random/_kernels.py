@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from .._errors import InitError, InitWarning, check_choice
@@ -118,6 +119,11 @@ def choose_backend(backend: Backend, device: torch.device) -> Literal["numba", "
     """The concrete backend: under "auto", numba on the CPU (eager torch ops if numba cannot be
     imported), eager torch ops elsewhere."""
     check_choice("backend", backend, BACKENDS)
+    if backend == "numba" and device.type != "cpu":
+        raise InitError(
+            f"`backend`='numba' fills CPU tensors; this one is on {device}. Use "
+            "backend='auto' (torch ops there, the same values)."
+        )
     if backend == "numba" and numba_kernel() is None:
         raise InitError(
             "`backend`='numba' needs numba, which is not importable here: `pip install numba`, "
@@ -131,7 +137,29 @@ def choose_backend(backend: Backend, device: torch.device) -> Literal["numba", "
 
 
 _NUMBA: dict[str, Any] = {}
-_NUMBA_LOCK = threading.Lock()
+_NUMBA_LOCK = threading.Lock()  # loading numba and choosing its threading layer, once
+# One numba fill at a time: the workqueue layer (chosen for fork safety, see `numba_kernel`)
+# does not run parallel regions from several threads at once.
+_NUMBA_RUN_LOCK = threading.Lock()
+
+
+def run_numba(out: np.ndarray, starts: np.ndarray, length: int, key: tuple[int, int],
+              substream: int, params: Params, affine: tuple[float, ...]) -> None:
+    """The numba kernel on float32 `out` (see `_numba.fill`), on as many threads as torch
+    uses; the calling thread's numba thread count is left as it was."""
+    import numba
+
+    fill = numba_kernel()
+    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    standard = np.array(params.standard or (0.0, 0.0, 0.0), dtype=np.float32)
+    with _NUMBA_RUN_LOCK:
+        previous = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), most)))
+        try:
+            fill(out, starts, length, np.uint64(key[0]), np.uint64(key[1]), substream,
+                 params.code, standard, np.array(affine, dtype=np.float64))
+        finally:
+            numba.set_num_threads(previous)
 
 
 def numba_kernel() -> Any:

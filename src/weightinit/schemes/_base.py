@@ -16,6 +16,7 @@ from ..random import (
     Backend,
     Kind,
     Region,
+    check_key,
     check_seed,
     fill_keyed_,
     truncated_inverse_cdf_params,
@@ -192,8 +193,7 @@ class Spec:
                     "a generator cannot reproduce a slice of a larger draw."
                 )
         else:
-            if not isinstance(key, str):
-                raise InitError(f"`key` must be a str (e.g. a parameter name), got {key!r}.")
+            check_key(key)
             if generator is not None:
                 raise InitError("Pass either `key=` (keyed stream) or `generator=`, not both.")
             seed = check_seed(0 if seed is None else seed)
