@@ -483,16 +483,21 @@ def test_init_keeps_parameter_objects_flags_grads_and_global_rng():
     model.transformer.h[1].mlp.c_fc.weight.requires_grad_(False)
     rng = torch.get_rng_state()
     before = snapshot(model)
-    wi.init_model(model, seed=5)
+    plan = wi.init_model(model, seed=5)
     assert torch.equal(torch.get_rng_state(), rng)
     assert flags(model) == modes
     after = dict(model.named_parameters())
     assert after.keys() == params.keys()
+    frozen = "transformer.h.1.mlp.c_fc.weight"
     for n, p in after.items():
         assert p is params[n], n  # filled in place: optimizers keep working
         assert torch.equal(p.grad, grads[n]), n
-        assert not torch.equal(p.detach(), before[f"param:{n}"]) or n.endswith("bias") or (
-            "ln_" in n), n
+        if n == frozen:  # a frozen parameter is the model's own: kept, and the plan says so
+            assert torch.equal(p.detach(), before[f"param:{n}"])
+            assert plan[n].kept and "frozen" in plan[n].note
+        else:
+            assert not torch.equal(p.detach(), before[f"param:{n}"]) or n.endswith(
+                "bias") or ("ln_" in n), n
     assert not model.transformer.h[1].mlp.c_fc.weight.requires_grad
 
 

@@ -23,6 +23,7 @@ from ..theory import Activation, resolve_activation, second_moment
 from ._graph import Graph, Node, iter_ancestors
 from ._ops import (
     LAYOUT,
+    MERGES,
     PASSTHROUGH,
     POINTWISE,
     POOLING,
@@ -75,6 +76,8 @@ class Dataflow:
         self._memo: dict[int, Expr] = {}
         modules = dict(model.named_modules(remove_duplicate=False))
         self._norms = {name for name, m in modules.items() if is_norm(m)}
+        self._lookups = {name for name, m in modules.items()
+                         if isinstance(m, (nn.Embedding, nn.EmbeddingBag))}
         self.residual_ends: dict[str, int] = {}  # module -> residual adds it ends
         self.branch_layers: dict[str, int] = {}  # module -> weight layers in its branch (m)
         self.n_residual = 0
@@ -113,6 +116,11 @@ class Dataflow:
             if first is None or first.value is not None:
                 return opaque
             inner = self._expr(first.node)
+            if name in MERGES and any(
+                    (e.source, e.path) != (inner.source, inner.path)
+                    for e in (self._expr(r.node) for r in refs(node)
+                              if r.node.kind != "const")):
+                return opaque  # cat([relu(a), b]): a merge of different tensors, a source
             step: tuple[Any, ...] = () if name in PASSTHROUGH else (
                 (name, tuple(static(a) for a in node.args[1:]),
                  tuple(sorted((k, static(v)) for k, v in node.kwargs.items())),
@@ -148,7 +156,33 @@ class Dataflow:
                     label = "*".join(f.label for f in feeds)
                     source = " * ".join(f.source for f in feeds)
                     return Feed(label, source, math.prod(m for m in moments if m is not None))
+        if merge.kind == "op" and canonical(merge.name) in MERGES and not expr.nodes:
+            return self._concat_feed(merge)
         return self._pointwise(expr)
+
+    def _concat_feed(self, merge: Node) -> Feed:
+        """A concatenation's feed: the second moment is the mean of its inputs', weighted by
+        how many channels each gives (each element of the layer's input is one of them)."""
+        parts = [r for r in refs(merge) if r.node.kind != "const"]
+        dim = merge.args[1] if len(merge.args) > 1 else merge.kwargs.get("dim", 0)
+        stacked = canonical(merge.name) == "stack"
+        weights = []
+        for ref in parts:
+            shape = ref.node.shape
+            if stacked or not isinstance(dim, int) or not shape or not -len(shape) <= dim < len(
+                    shape):
+                weights.append(1)
+            else:
+                weights.append(shape[dim])
+        feeds = [self.feed_of(r.node) for r in parts]
+        label = f"cat({', '.join(f.label for f in feeds)})"
+        source = "cat"
+        moments = [f.moment for f in feeds]
+        if not feeds or any(m is None for m in moments) or not sum(weights):
+            return Feed(label, source, None)
+        moment = sum(w * m for w, m in zip(weights, moments, strict=True)
+                     if m is not None) / sum(weights)
+        return Feed(label, source, moment)
 
     def _pointwise(self, expr: Expr) -> Feed:
         source = _describe(expr.source)
@@ -172,6 +206,7 @@ class Dataflow:
                 if self._is_layer(n) and n.module is not None and n.module not in self._norms}
 
     def _find_residuals(self) -> None:
+        stream: set[int] = set()  # outputs of residual adds found so far
         for node in self.graph.nodes:
             if node.kind != "op" or canonical(node.name) != "add":
                 continue
@@ -181,49 +216,59 @@ class Dataflow:
             a, b = sides
             anc_a, anc_b = set(iter_ancestors(a)), set(iter_ancestors(b))
             if a in anc_b:
-                _shortcut, branch, base = a, b, anc_a
+                branch, base = b, anc_a
             elif b in anc_a:
-                _shortcut, branch, base = b, a, anc_b
+                branch, base = a, anc_b
             else:
                 common = anc_a & anc_b
                 if not common:
                     continue  # two independent inputs (token + position embedding)
                 fork = max(common, key=lambda n: n.id)
                 base = set(iter_ancestors(fork))
+                if not any(n.kind in ("input", "layer") for n in base):
+                    continue  # they share only constants (a position-ids buffer)
                 layers_a = self._weight_layers(anc_a - base)
                 layers_b = self._weight_layers(anc_b - base)
-                if len(layers_a) < len(layers_b) and len(layers_a) <= 1:
-                    _shortcut, branch = a, b
+                if a.id in stream and layers_b:  # a parallel residual: x + f(x) + g(x)
+                    branch = b
+                elif b.id in stream and layers_a:
+                    branch = a
+                elif len(layers_a) < len(layers_b) and len(layers_a) <= 1:
+                    branch = b
                 elif len(layers_b) < len(layers_a) and len(layers_b) <= 1:
-                    _shortcut, branch = b, a
+                    branch = a
                 else:
                     continue
             in_branch = self._weight_layers(set(iter_ancestors(branch)) - base)
-            if not in_branch:
+            ends = self._branch_ends(branch) if in_branch - self._lookups else []
+            if not ends:
                 continue
-            end = self._branch_end(branch)
-            if end is None:
-                continue
-            self.n_residual += 1
-            self.residual_ends[end] = self.residual_ends.get(end, 0) + 1
+            stream.add(node.id)
+            for end in ends:  # several when the branch is itself a sum: (f(x) + g(x)) + x
+                self.n_residual += 1
+                self.residual_ends[end] = self.residual_ends.get(end, 0) + 1
             for layer in in_branch:
                 self.branch_layers[layer] = max(self.branch_layers.get(layer, 0),
                                                 len(in_branch))
 
-    def _branch_end(self, node: Node) -> str | None:
-        """The first layer (a norm or a weight layer) walking back from a branch's output."""
+    def _branch_ends(self, node: Node) -> list[str]:
+        """The first layers (norms or weight layers) walking back from a branch's output,
+        through pointwise and layout ops; both sides of a sum of branches."""
         current = node
         while True:
             if self._is_layer(current):
-                return current.module
+                return [current.module] if current.module is not None else []
             if current.kind != "op":
-                return None
+                return []
             name = canonical(current.name)
             if name not in LAYOUT and name not in POINTWISE:
-                return None
+                return []
             inputs = [r.node for r in refs(current) if r.node.kind != "const"]
+            if name == "add" and len(inputs) == 2 and inputs[0] is not inputs[1]:
+                ends = [self._branch_ends(side) for side in inputs]
+                return ends[0] + ends[1] if all(ends) else []
             if len(inputs) != 1:
-                return None
+                return []
             current = inputs[0]
 
     def _find_outputs(self) -> None:

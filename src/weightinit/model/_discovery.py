@@ -13,8 +13,13 @@ from .._errors import InitError, failure, first_line
 from ._dataflow import LINEAR, UNKNOWN, Dataflow, Feed
 from ._graph import Graph
 from ._info import ParamInfo
+from ._keep import deliberate
+from ._norms import norm_offset
+from ._ops import canonical
 from ._probe import as_call, synthesize_input, trace
 from ._roles import describe_parameters
+from ._structure import embedding_groups, query_factors, routers, score_biases
+from ._uses import parameter_uses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +32,7 @@ class Discovery:
     params: tuple[ParamInfo, ...]
     order: tuple[int, ...]
     notes: tuple[str, ...]
+    dataflow: bool = True  # a forward pass ran: feeds and residual branches are known
 
 
 def discover(model: nn.Module, example_inputs: object = None, *, graph: Graph | None = None,
@@ -34,36 +40,124 @@ def discover(model: nn.Module, example_inputs: object = None, *, graph: Graph | 
     """Roles from the modules, feeds and residual branches from one forward pass (run here on
     `example_inputs`, passed by the user as `argument`; or already recorded: `graph`)."""
     notes: list[str] = []
+    described = describe_parameters(model)  # refuses lazy (uninitialized) parameters first
     if graph is None:
         graph = _record(model, example_inputs, argument, notes)
-    flow = None
-    if graph is not None:
-        flow = Dataflow(graph, model)
-        if flow.n_residual:
-            notes.append(f"{flow.n_residual} residual branches found.")
     modules = dict(model.named_modules(remove_duplicate=False))
-    feeds: dict[tuple[str, int], tuple[Feed, str]] = {}
-    found = []
-    for info in describe_parameters(model):
-        # MultiheadAttention's separate k/v projections read the key and the value inputs.
-        argument_index = {"k_proj_weight": 1, "v_proj_weight": 2}.get(info.attr, 0) if (
-            isinstance(modules[info.module], nn.MultiheadAttention)) else 0
-        if (info.module, argument_index) not in feeds:
-            feeds[(info.module, argument_index)] = _feed_for(info.module, flow, graph, modules,
-                                                             argument_index)
-        feed, note = feeds[(info.module, argument_index)]
-        if flow is not None:
-            info = dataclasses.replace(
-                info, residual_end=(info.is_weight and info.role != "embedding"
-                                    and info.module in flow.residual_ends),
-                n_residual=flow.n_residual,
-                branch_layers=flow.branch_layers.get(info.module, 0),
-                output_layer=info.module in flow.output_layers)
-        found.append(dataclasses.replace(info, feed=feed, note=note))
-    rank = {name: i for i, name in enumerate(graph.order)} if graph is not None else {}
+    if graph is None:
+        found = [dataclasses.replace(info, keep=deliberate(info, model)) for info in described]
+        return Discovery(tuple(found), tuple(range(len(found))), tuple(notes), dataflow=False)
+    flow = Dataflow(graph, model)
+    if flow.n_residual:
+        notes.append(f"{flow.n_residual} residual branches found.")
+    facts = _Facts(graph, flow, modules, described)
+    found = [facts.complete(info, model) for info in described]
+    notes.extend(facts.notes)
+    rank = {name: i for i, name in enumerate(graph.order)}
     order = sorted(range(len(found)), key=lambda i: (
         rank.get(found[i].module, _ancestor_rank(found[i].module, rank)), i))
     return Discovery(tuple(found), tuple(order), tuple(notes))
+
+
+class _Facts:
+    """What one recorded pass says about each parameter, computed once per model."""
+
+    def __init__(self, graph: Graph, flow: Dataflow, modules: dict[str, nn.Module],
+                 described: list[ParamInfo]) -> None:
+        self.graph, self.flow, self.modules = graph, flow, modules
+        self.uses = parameter_uses(graph)
+        self.notes: list[str] = []
+        self.feeds: dict[tuple[str, int], tuple[Feed, str]] = {}
+        embeddings = {name for name, m in modules.items()
+                      if isinstance(m, (nn.Embedding, nn.EmbeddingBag))}
+        self.queries = query_factors(graph)
+        self.routers = routers(graph)
+        self.score_biases = score_biases(graph, embeddings)
+        self.stream_dims: dict[str, int] = {}
+        tied = {info.module: info.shape[1] for info in described
+                if info.tied_output and len(info.shape) == 2}
+        for group in embedding_groups(graph, embeddings):
+            dims = [tied[m] for m in group if m in tied]
+            for member in group:
+                if dims:
+                    self.stream_dims[member] = dims[0]
+        self.ends = self._param_ends(described)
+        self.offsets: dict[tuple[type, tuple[int, ...], tuple[int, ...]], float | None] = {}
+        if self.queries:
+            self.notes.append(
+                f"{len(self.queries)} attention score computations without 1/sqrt(d): the "
+                "query projection's std takes the factor instead.")
+
+    def _param_ends(self, described: list[ParamInfo]) -> set[str]:
+        """Weights that end a residual branch: every weight of a branch-end layer, except in
+        a layer with several weights used inside it (an MoE's experts), where only the last
+        one used before the layer's output."""
+        ends = set()
+        for module in self.flow.residual_ends:
+            weights = [i.name for i in described if i.module == module and i.is_weight
+                       and i.role != "embedding"]
+            used = [w for w in weights if any(u.slot == "weight" for u in self.uses.get(w, []))]
+            if len(used) > 1 and len(used) == len(weights):
+                ends.add(max(used, key=lambda w: max(u.op.id for u in self.uses[w]
+                                                     if u.slot == "weight")))
+            else:
+                ends.update(weights)
+        return ends
+
+    def _feed(self, module: str, argument: int) -> tuple[Feed, str]:
+        if (module, argument) not in self.feeds:
+            self.feeds[(module, argument)] = _feed_for(module, self.flow, self.graph,
+                                                       self.modules, argument)
+        return self.feeds[(module, argument)]
+
+    def complete(self, info: ParamInfo, model: nn.Module) -> ParamInfo:
+        """`info` with the pass's findings: feed, residual structure, and what its uses say."""
+        module = self.modules[info.module]
+        # MultiheadAttention's separate k/v projections read the key and the value inputs.
+        argument = {"k_proj_weight": 1, "v_proj_weight": 2}.get(info.attr, 0) if isinstance(
+            module, nn.MultiheadAttention) else 0
+        feed, note = self._feed(info.module, argument)
+        uses = self.uses.get(info.name, [])
+        weight_use = next((u for u in uses if u.slot in ("weight", "bias")), None)
+        role, fans = info.role, info.fans
+        if weight_use is not None and (role == "unknown" or feed.label == "unused"):
+            # Used functionally: the op that consumes it says what it is and what feeds it.
+            if role == "unknown":
+                kind = "conv" if canonical(weight_use.op.name).startswith("conv") else "linear"
+                role = f"{kind}.{'weight' if weight_use.slot == 'weight' else 'bias'}"
+                fans = weight_use.fans
+            if weight_use.data is not None:
+                feed, note = self.flow.feed_of(weight_use.data), "used functionally"
+        offset = 0.0
+        if role == "norm.weight":
+            offset = self._offset(module, info)
+        factor, factor_note = 1.0, ""
+        if info.module in self.queries and info.is_weight and role == "linear.weight":
+            factor, dim = self.queries[info.module]
+            factor_note = f"attention scores lack 1/sqrt({dim}): std x {factor:.4g}"
+        info = dataclasses.replace(
+            info, role=role, fans=fans, feed=feed,
+            note="; ".join(n for n in (note, factor_note) if n),
+            residual_end=(info.is_weight and role != "embedding" and info.name in self.ends),
+            n_residual=self.flow.n_residual,
+            branch_layers=self.flow.branch_layers.get(info.module, 0),
+            output_layer=info.module in self.flow.output_layers,
+            std_factor=factor, scale_offset=offset,
+            stream_dim=self.stream_dims.get(info.module),
+            router=info.module in self.routers and info.is_weight,
+            score_bias=info.module in self.score_biases)
+        return dataclasses.replace(info, keep=deliberate(info, model, uses))
+
+    def _offset(self, module: nn.Module, info: ParamInfo) -> float:
+        calls = self.graph.calls.get(info.module)
+        if not calls or not calls[0]:
+            return 0.0
+        shape = calls[0][0].shape
+        key = (type(module), info.shape, shape)
+        if key not in self.offsets:
+            self.offsets[key] = norm_offset(module, info.attr, shape)
+        found = self.offsets[key]
+        return found if found is not None else 0.0
 
 
 def _record(model: nn.Module, example_inputs: object, argument: str,

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrize import ParametrizationList
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
@@ -50,6 +51,8 @@ class Node:
     out_index: int | None = None
     module: str | None = None
     shape: tuple[int, ...] = ()
+    param: str | None = None  # a const that is this parameter of the model
+    inner: Node | None = None  # a layer: the node its output was before the layer relabelled it
 
     def __hash__(self) -> int:
         return self.id
@@ -69,8 +72,9 @@ class Ref:
 class Graph:
     """Nodes in creation order plus, per parameterized module, its calls in execution order."""
 
-    def __init__(self) -> None:
+    def __init__(self, params: dict[int, str] | None = None) -> None:
         self.nodes: list[Node] = []
+        self._params = params or {}  # id(tensor) -> qualified name, for the model's parameters
         # id(tensor) -> (weak reference, node): the pass's activations are not kept alive,
         # and a reused id is told apart because its weak reference no longer matches.
         self._by_tensor: dict[int, tuple[weakref.ref[torch.Tensor], Node]] = {}
@@ -92,15 +96,28 @@ class Graph:
     def bind(self, tensor: torch.Tensor, node: Node) -> None:
         self._by_tensor[id(tensor)] = (weakref.ref(tensor), node)
 
-    def node_of(self, tensor: torch.Tensor) -> Node:
+    def bound(self, tensor: torch.Tensor) -> Node | None:
+        """The node `tensor` is bound to, if any."""
         found = self._by_tensor.get(id(tensor))
-        if found is not None and found[0]() is tensor:
-            return found[1]
-        # A tensor from outside the pass (a buffer, a literal): a constant, with its value
-        # kept when it is a known scalar so pointwise code around it can be replayed.
+        return found[1] if found is not None and found[0]() is tensor else None
+
+    def node_of(self, tensor: torch.Tensor) -> Node:
+        found = self.bound(tensor)
+        if found is not None:
+            return found
+        # A tensor from outside the pass (a buffer, a parameter, a literal): a constant, with
+        # its value kept when it is a known scalar so pointwise code around it can be replayed.
         known = tensor.device.type != "meta" and tensor.numel() <= 1
-        return self.new("const", "const", tensor,
+        return self.new("const", "const", tensor, param=self._params.get(id(tensor)),
                         args=(tensor.detach().clone(),) if known else ())
+
+    def consumers(self) -> dict[int, list[Node]]:
+        """Node id -> the nodes computed from it directly, in creation order."""
+        found: dict[int, list[Node]] = {}
+        for node in self.nodes:
+            for parent in node.inputs:
+                found.setdefault(parent.id, []).append(node)
+        return found
 
     def release(self) -> None:
         self._by_tensor.clear()
@@ -152,19 +169,30 @@ class _Recorder(TorchFunctionMode):
 
 
 def owns_parameters(module: nn.Module) -> bool:
-    """Whether `module` has parameters of its own (not only in its children): a layer."""
-    return any(True for _ in module.parameters(recurse=False))
+    """Whether `module` has parameters of its own (not only in its children): a layer. A
+    parametrized weight (``torch.nn.utils.parametrize``: weight_norm, spectral_norm) is its
+    module's own, not the parametrization's."""
+    if isinstance(module, ParametrizationList):
+        return False
+    return any(True for _ in module.parameters(recurse=False)) or bool(
+        getattr(module, "parametrizations", None))
 
 
 def record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
            run: Callable[[tuple[Any, ...], dict[str, Any]], Any], *,
-           grad: bool = False) -> tuple[Graph, Any]:
+           grad: bool = False, params: dict[str, torch.Tensor] | None = None
+           ) -> tuple[Graph, Any]:
     """Run `run(args, kwargs)` (a forward of `model`); return the graph it made and its result.
 
     Every module with its own parameters is a layer: its output becomes one `layer` node.
-    Runs under no_grad unless `grad`. Hooks are removed and the mode popped whatever happens.
+    `params` (default: the model's) are the tensors `run` uses as the model's parameters, by
+    qualified name: a const node that is one of them says which (`Node.param`), so a weight
+    used functionally is seen where it is consumed. Runs under no_grad unless `grad`. Hooks
+    are removed and the mode popped whatever happens.
     """
-    graph = Graph()
+    if params is None:
+        params = dict(model.named_parameters())
+    graph = Graph({id(tensor): name for name, tensor in params.items()})
     names: dict[nn.Module, str] = {}
     for name, module in model.named_modules(remove_duplicate=False):
         names.setdefault(module, name)  # a module registered twice keeps its first name
@@ -194,7 +222,7 @@ def record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
         # The first tensor output is the layer's result (MultiheadAttention also returns
         # its attention weights, an LSTM its states).
         node = graph.new("layer", type(module).__name__, tensors[0], inputs=nodes,
-                         module=name)
+                         module=name, inner=graph.bound(tensors[0]))
         graph.outputs.setdefault(name, []).append(node)
         for extra in tensors[1:]:
             graph.new("layer", type(module).__name__, extra, inputs=nodes, module=name,

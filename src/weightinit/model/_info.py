@@ -54,6 +54,16 @@ class ParamInfo(ParamId):
         padding_idx: an embedding's padding row (kept at 0 when the parameter is filled).
         module_type: the owning module's class (rules match subclasses of a given class).
         note: what discovery noticed about the layer (``"called 2x"``, ``"not called"``).
+        std_factor: a factor the forward pass asks of the weight's std: a query projection
+            whose attention scores lack 1/sqrt(d) (T5) gets 1/sqrt(d), folded into its init.
+        scale_offset: c in a norm's ``y = (c + w) * x_hat``, measured by probing its forward
+            (1 for Gemma's RMSNorm): a scale s is the weight s - c.
+        stream_dim: an embedding summed into one stream with an embedding tied to an output
+            layer: that embedding's dim (they share its scale).
+        router: the layer's output only chooses (a softmax or a top-k: an MoE router).
+        score_bias: an embedding whose lookup is added to attention scores (a position bias).
+        keep: why `auto` must keep the parameter as the model set it (frozen, marked not to be
+            re-initialized, a deliberate offset); empty when nothing says so.
     """
 
     fans: Fans | None
@@ -70,6 +80,12 @@ class ParamInfo(ParamId):
     padding_idx: int | None = None
     module_type: type | None = dataclasses.field(default=None, compare=False, repr=False)
     note: str = ""
+    std_factor: float = 1.0
+    scale_offset: float = 0.0
+    stream_dim: int | None = None
+    router: bool = False
+    score_bias: bool = False
+    keep: str = ""
 
     @property
     def activation(self) -> str:

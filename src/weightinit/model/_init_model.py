@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 from torch import nn
 
-from .._errors import InitError, failure
+from .._errors import InitError, InitWarning, failure
 from ..random import check_seed
 from ..schemes import Spec
 from ._discovery import Discovery, discover
@@ -12,6 +14,7 @@ from ._info import ParamInfo
 from ._plan import InitPlan, PlanRow
 from ._policy import CALIBRATORS, Policy
 from ._presets import resolve_policy
+from ._probe import unwrap
 
 
 def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0,
@@ -35,7 +38,8 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
             returns the plan that reproduces the result.
         seed: selects the keyed streams; each parameter's stream is keyed by its qualified name.
         example_inputs: a tuple of positional arguments, a dict of keyword arguments, or a
-            tensor. Optional when the first layer makes the input shape obvious.
+            tensor. Optional when the first layer makes the input shape obvious; without
+            them, when no input can be synthesized, an `InitWarning` says what was lost.
         dry_run: plan only; change nothing.
 
     Returns:
@@ -51,6 +55,7 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
     """
     if not isinstance(model, nn.Module):
         raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    model = unwrap(model)
     if isinstance(policy, str) and policy in CALIBRATORS:
         seed = check_seed(seed)
         if example_inputs is None:
@@ -66,10 +71,21 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
     seed = check_seed(seed)
     if not isinstance(dry_run, bool):
         raise InitError(f"`dry_run` must be a bool, got {dry_run!r}.")
-    plan = build_plan(discover(model, example_inputs), resolved, seed)
+    found = discover(model, example_inputs)
+    if not found.dataflow and found.params:
+        warn_no_dataflow(found, "init_model")
+    plan = build_plan(found, resolved, seed)
     if not dry_run:
         plan.apply(model)
     return plan
+
+
+def warn_no_dataflow(found: Discovery, caller: str) -> None:
+    """An InitWarning that discovery ran no forward pass, with what that costs."""
+    warnings.warn(InitWarning(
+        f"{caller}: no forward pass ran, so each layer's activation and the residual branches "
+        f"are unknown: every weight gets LeCun (gain 1) and no branch is scaled. "
+        f"{found.notes[0] if found.notes else ''}"), stacklevel=3)
 
 
 def build_plan(found: Discovery, policy: Policy, seed: int) -> InitPlan:

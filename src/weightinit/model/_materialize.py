@@ -26,6 +26,7 @@ from ._init_model import build_plan
 from ._plan import InitPlan, PlanRow
 from ._policy import CALIBRATORS
 from ._presets import resolve_policy
+from ._probe import unwrap
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,7 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
     """
     if not isinstance(model, nn.Module):
         raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    model = unwrap(model)
     target_device = _device(device)
     seed = check_seed(seed)
     if isinstance(policy, str) and policy in CALIBRATORS:

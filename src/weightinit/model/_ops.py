@@ -34,11 +34,14 @@ LAYOUT = PASSTHROUGH | frozenset({
     "view", "reshape", "flatten", "unflatten", "permute", "transpose", "t", "squeeze",
     "unsqueeze", "expand", "expand_as", "view_as", "reshape_as", "movedim",
     # Concatenation, padding and resampling keep each element's distribution: the feed of a
-    # DenseNet or U-Net layer is the activation before them (the first input's, for a cat).
+    # DenseNet or U-Net layer is the activation before them (for a cat of different tensors,
+    # the channel-weighted mean of its inputs' second moments; see MERGES).
     "cat", "concat", "concatenate", "stack", "hstack", "vstack", "pad", "interpolate",
     "upsample", "upsample_nearest2d", "upsample_bilinear2d", "flip", "roll",
     "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
 })
+# Layout ops that join several tensors: a merge (a source of its own) when the tensors differ.
+MERGES = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack"})
 # Statistics of a window: looked through for the activation, but they change which elements
 # line up, so two tensors pooled differently are not the same tensor.
 POOLING = frozenset({

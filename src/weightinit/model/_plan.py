@@ -18,6 +18,7 @@ from ..random import Backend, check_seed
 from ..schemes import Spec, spec_from_dict
 from ..theory import Fans, infer_fans
 from ._info import ParamId, ParamInfo
+from ._probe import unwrap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,8 +46,8 @@ class PlanRow(ParamId):
         """The row for a discovered parameter that a policy's `rule` gave `spec` (None: kept)."""
         note = info.note
         if spec is None:
-            why = ("no rule matched: kept" if rule == "unmatched" else
-                   "weightinit does not know this parameter" if info.role == "unknown" else "")
+            why = ("no rule matched: kept" if rule == "unmatched" else info.keep or (
+                "weightinit does not know this parameter" if info.role == "unknown" else ""))
             note = "; ".join(n for n in (note, why) if n)
         return cls(
             **{field.name: getattr(info, field.name) for field in dataclasses.fields(ParamId)},
@@ -243,15 +244,20 @@ class InitPlan:
         """Fill `model`'s parameters as planned; all of them or, on any error, none."""
         if not isinstance(model, nn.Module):
             raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+        model = unwrap(model)
         params = dict(model.named_parameters(remove_duplicate=False))
         for row in self.rows:
-            param = params.get(row.name)
+            param: torch.Tensor | None = params.get(row.name)
+            if param is None:
+                param = _first_original(_parametrized(model, row.name))
             if param is None:
                 raise InitError(
                     f"The plan has parameter {row.name!r}, which the model does not; build the "
                     "plan for this model with wi.init_model(model, dry_run=True)."
                 )
-            if tuple(param.shape) != row.shape:
+            if row.name not in params:
+                pass  # a parametrized tensor: its originals are checked once filled
+            elif tuple(param.shape) != row.shape:
                 raise InitError(
                     f"Parameter {row.name!r} has shape {tuple(param.shape)}, the plan expected "
                     f"{row.shape}; rebuild the plan for this model."
@@ -261,22 +267,75 @@ class InitPlan:
                     f"Parameter {row.name!r} is on the meta device (no memory to fill); "
                     "wi.materialize(model, device='cpu') allocates and initializes it."
                 )
-        fresh: dict[str, torch.Tensor] = {}
+        fresh: list[tuple[torch.Tensor, torch.Tensor]] = []  # (destination, values)
         for row in self.rows:
             if row.spec is None:
                 continue
-            values = torch.empty_like(params[row.name], memory_format=torch.contiguous_format)
+            plist = None if row.name in params else _parametrized(model, row.name)
+            like = params[row.name] if plist is None else _first_original(plist)
+            assert like is not None  # checked above
+            values = torch.empty(row.shape, dtype=like.dtype, device=like.device)
             try:
-                fresh[row.name] = row.fill_(values, seed=self.seed)
+                row.fill_(values, seed=self.seed)
+                if plist is None:
+                    fresh.append((params[row.name], values))
+                else:
+                    fresh.extend(_through_parametrization(row.name, plist, values))
             except Exception as exc:
                 # An unexpected exception (a bug in a custom spec) keeps its traceback.
                 raise failure(f"Filling {row.name!r} (shape {row.shape}) with {row.spec!r}",
                               exc, unchanged="No parameter") from (
                     None if isinstance(exc, InitError) else exc)
         with torch.no_grad():
-            for name, values in fresh.items():
-                params[name].copy_(values)
+            for destination, values in fresh:
+                destination.copy_(values)
         return self
+
+
+def _parametrized(model: nn.Module, name: str) -> Any:
+    """The ParametrizationList behind a parametrized tensor's logical name (``fc.weight``),
+    or None."""
+    from torch.nn.utils import parametrize
+
+    owner, _, attr = name.rpartition(".")
+    try:
+        module = model.get_submodule(owner)
+    except AttributeError:
+        return None
+    if not parametrize.is_parametrized(module, attr):
+        return None
+    return module.parametrizations[attr]  # type: ignore[index]
+
+
+def _first_original(plist: Any) -> torch.Tensor | None:
+    if plist is None:
+        return None
+    first: torch.Tensor = plist.original if plist.is_tensor else plist.original0
+    return first
+
+
+def _through_parametrization(name: str, plist: Any, values: torch.Tensor
+                             ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(original, its values) for a parametrized tensor set to `values`: each
+    parametrization's right_inverse, last first (what assigning the tensor does, without
+    assigning yet)."""
+    with torch.no_grad():
+        value: Any = values
+        for parametrization in reversed(list(plist)):
+            inverse = getattr(parametrization, "right_inverse", None)
+            if inverse is not None:
+                value = inverse(value)
+    originals = [plist.original] if plist.is_tensor else [
+        getattr(plist, f"original{i}") for i in range(plist.ntensors)]
+    computed = [value] if plist.is_tensor else list(value)
+    if len(computed) != len(originals) or any(
+            tuple(c.shape) != tuple(o.shape) for c, o in zip(computed, originals, strict=False)):
+        raise InitError(
+            f"The parametrization of {name!r} maps its values to tensors of shapes "
+            f"{[tuple(c.shape) for c in computed]}, not its originals' "
+            f"{[tuple(o.shape) for o in originals]}; give it a rule that keeps it (spec None)."
+        )
+    return list(zip(originals, computed, strict=True))
 
 
 def spec_label(spec: Spec) -> str:

@@ -36,6 +36,8 @@ class Rule:
         role: a glob (or list of globs) on the role (``"*.bias"``, ``"norm.*"``).
         activation: a glob on the feeding activation's label (``"relu"``, ``"leaky_relu*"``).
         label: what the plan's rule column says (default: the criteria).
+        when: a predicate on the `ParamInfo` (``lambda info: info.router``), for what the
+            other criteria cannot say.
 
     Example:
         >>> wi.Rule(wi.Zeros(), role="*.bias")
@@ -47,8 +49,14 @@ class Rule:
     role: str | Sequence[str] | None = None
     activation: str | Sequence[str] | None = None
     label: str | None = None
+    when: Callable[[ParamInfo], bool] | None = None
 
     def __post_init__(self) -> None:
+        if self.when is not None and not callable(self.when):
+            raise InitError(
+                f"`when` of a Rule must be a function of the ParamInfo returning a bool, got "
+                f"{type(self.when).__name__} {self.when!r}."
+            )
         if self.spec is not None and not isinstance(self.spec, Spec) and not callable(
                 self.spec):
             raise InitError(
@@ -85,9 +93,11 @@ class Rule:
         if self.label is not None:
             return self.label
         parts = []
-        for field in ("module", "name", "role", "activation"):
+        for field in ("module", "name", "role", "activation", "when"):
             value = getattr(self, field)
-            if value is not None:
+            if field == "when" and value is not None:
+                parts.append(f"when={getattr(value, '__name__', 'predicate')}")
+            elif value is not None:
                 shown = value.__name__ if isinstance(value, type) else value
                 parts.append(f"{field}={shown!r}")
         return f"Rule({', '.join(parts) or 'all'})"
@@ -102,7 +112,9 @@ class Rule:
         if self.name is not None and not any(_glob(self.name, n)
                                              for n in (info.name, *info.aliases)):
             return False
-        return _glob(self.role, info.role) and _glob(self.activation, info.activation)
+        if not (_glob(self.role, info.role) and _glob(self.activation, info.activation)):
+            return False
+        return self.when is None or bool(self.when(info))
 
     def resolve(self, info: ParamInfo) -> Spec | None:
         if self.spec is None or isinstance(self.spec, Spec):

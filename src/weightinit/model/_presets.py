@@ -72,10 +72,21 @@ def _forget_bias(info: ParamInfo) -> Spec:
 
 
 def _embedding_auto(info: ParamInfo) -> Spec:
-    if info.tied_output and len(info.shape) == 2:
-        return Normal(std=1.0 / math.sqrt(info.shape[1]))
-    return Normal(std=1.0)
+    dim = info.shape[1] if info.tied_output and len(info.shape) == 2 else info.stream_dim
+    return Normal(std=1.0 / math.sqrt(dim) if dim else 1.0)
 
+
+def _kept(info: ParamInfo) -> bool:
+    return bool(info.keep)
+
+
+def _router(info: ParamInfo) -> bool:
+    return info.router
+
+
+ROUTER_SCALE = 0.1
+"""The variance scale of a router's weight (Fedus et al., Switch Transformers, 2021,
+https://arxiv.org/abs/2101.03961, section 2.4: initialization scale 0.1 for stable routing)."""
 
 Residual = Literal["scale", "zero", "none"]
 
@@ -84,45 +95,65 @@ Residual = Literal["scale", "zero", "none"]
 def auto(residual: Residual = "scale") -> list[Rule | Policy]:
     """weightinit's default, variance-preserving for what actually feeds each layer.
 
-    - weights: std = gain(feed) / sqrt(fan_in) from the logical fans (He with the computed gain;
-      LeCun for linear and SELU inputs; gated units use the product of the two moments).
+    - kept as the model set them, with the reason in the plan: frozen parameters
+      (``requires_grad=False``), parameters the model marks ``_no_reinit``, biases the model
+      set to a deliberate offset (a mean far from 0: Mamba's time-step bias), lookups added
+      to attention scores (T5's position bias), and parameters whose role is unknown (a
+      learned scale such as LayerScale or CLIP's logit_scale, Mamba's A_log and D).
+    - weights: std = gain(feed) / sqrt(fan_in) from the logical fans of the op that consumes
+      them (He with the computed gain; LeCun for linear and SELU inputs; gated units use the
+      product of the two moments; a concatenation the channel-weighted mean of its inputs';
+      experts' 3-d weights the fans of one expert). A query whose attention scores lack
+      1/sqrt(d) (T5 computes q.k unscaled) takes the factor in its std; a router (its logits
+      only choose, through a softmax or top-k) gets variance scale 0.1 (Switch Transformers).
     - residual branches: the layer (or the norm) that ends each branch is scaled by
-      1/sqrt(N), N the number of residual branches, so the stream's variance grows by at most
-      (1 + 1/N)^N < e over the whole depth (as GPT-2's 1/sqrt(2 n_layer)); ``"zero"``
-      starts each branch at zero instead (Fixup, ReZero, torchvision's zero_init_residual);
-      ``"none"`` leaves them unscaled.
-    - biases 0; norms (1, 0); LSTM forget-gate bias 1, recurrent weights orthogonal.
-    - embeddings N(0, 1), or N(0, 1/dim) when the weight is tied to an output layer (its
-      logits then have unit variance); positional embeddings and class tokens N(0, 1).
-    - parameters whose role is unknown are kept as they are and flagged.
+      1/sqrt(N), N the number of residual branches (a parallel residual x + f(x) + g(x) has
+      two), so the stream's variance grows by at most (1 + 1/N)^N < e over the whole depth
+      (as GPT-2's 1/sqrt(2 n_layer)); ``"zero"`` starts each branch at zero instead (Fixup,
+      ReZero, torchvision's zero_init_residual); ``"none"`` leaves them unscaled.
+    - biases 0; norms scale 1, bias 0, where the scale is what the norm's forward does with
+      its weight, measured (Gemma's ``x_hat * (1 + w)`` starts at w = 0); LSTM forget-gate
+      bias 1, recurrent weights orthogonal.
+    - embeddings: one scale for every lookup summed into the stream (token, position, token
+      type), so no lookup swamps another. When the token embedding is tied to the output
+      layer it is N(0, 1/dim): the tied logits <h, e> of a normalized h then have unit
+      variance, which is LeCun's rule for that output layer (fan_in = dim); the positions
+      summed with it share that std. Untied, N(0, 1), the scale of a normalized stream.
+      Class and mask tokens N(0, 1).
     """
     check_choice("residual", residual, ("scale", "zero", "none"))
 
     def weight(info: ParamInfo) -> Spec:
+        scale = info.std_factor ** 2
         if info.residual_end and residual != "none" and info.n_residual:
             if residual == "zero":
                 return Zeros()
-            return variance_preserving(info, 1.0 / info.n_residual)
-        return variance_preserving(info)
+            scale /= info.n_residual
+        return variance_preserving(info, scale)
 
     def norm_weight(info: ParamInfo) -> Spec:
+        target = 1.0
         if info.residual_end and residual != "none" and info.n_residual:
-            return Zeros() if residual == "zero" else Constant(1.0 / math.sqrt(info.n_residual))
-        return Ones()
+            target = 0.0 if residual == "zero" else 1.0 / math.sqrt(info.n_residual)
+        value = target - info.scale_offset
+        return Ones() if value == 1.0 else Zeros() if value == 0.0 else Constant(value)
 
     return [
+        Rule(None, when=_kept, label="kept: the model's own init"),
         _keep_unknown(),
         Rule(_forget_bias, role="rnn.bias_ih", label="forget-gate bias 1"),
         Rule(Zeros(), role=["*.bias", "rnn.bias_*"], label="biases 0"),
         Rule(norm_weight, role="norm.weight", label="norm scale"),
         Rule(lambda i: Orthogonal(blocks=i.gates), role="rnn.weight_hh",
              label="orthogonal per gate"),
-        Rule(_embedding_auto, role="embedding", label="embedding"),
-        Rule(Normal(std=1.0), role=["pos_embedding", "class_token", "mask_token"],
-             label="tokens N(0,1)"),
+        Rule(_embedding_auto, role=["embedding", "pos_embedding"],
+             label="embeddings: one scale"),
+        Rule(Normal(std=1.0), role=["class_token", "mask_token"], label="tokens N(0,1)"),
         Rule(Constant(0.25), role="prelu.weight", label="PReLU slope 0.25"),
         Rule(lambda i: Glorot(distribution="normal"), role="attention.bias_kv",
              label="attention bias_k/v Glorot normal"),
+        Rule(lambda i: variance_preserving(i, ROUTER_SCALE), when=_router,
+             label="router: variance scale 0.1"),
         Rule(weight, label="gain(feed)/sqrt(fan_in)"),
     ]
 
@@ -267,6 +298,7 @@ def fixup() -> list[Rule | Policy]:
 
     base = auto(residual="none")
     return [
+        Rule(None, when=_kept, label="kept: the model's own init"),
         Rule(branch, role=["linear.weight", "conv.weight", "conv_transpose.weight",
                            "qkv.weight"], label="fixup: L^(-1/(2m-2)), ends 0"),
         base,

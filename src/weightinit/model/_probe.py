@@ -54,6 +54,22 @@ def synthesize_input(model: nn.Module, device: torch.device | str
     return None, "no Linear, ConvNd or Embedding layer to infer an input shape from"
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside `torch.compile`'s OptimizedModule and DataParallel/DDP: discovery
+    reads it, and its parameter names (without ``_orig_mod.`` or ``module.``) are the keys,
+    so a wrapped model gets the same bits as the bare one."""
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if type(model).__name__ == "OptimizedModule" and isinstance(inner, nn.Module):
+            model = inner
+        elif isinstance(model, (DataParallel, DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
+
+
 def as_call(inputs: object, argument: str = "example_inputs"
             ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """(args, kwargs) for calling the model on `inputs`, passed as `argument` by the user."""
@@ -138,7 +154,8 @@ def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
 
     def on_meta() -> Graph:
         meta = {name: meta_like(t) for name, t in state.items()}
-        return record(model, to_meta(args), to_meta(kwargs), run_with(meta))[0]
+        return record(model, to_meta(args), to_meta(kwargs), run_with(meta),
+                      params={name: meta[name] for name in params})[0]
 
     def for_real() -> Graph:
         copies = {name: t if name in params else t.detach().clone()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
+from torch.nn.utils.parametrize import ParametrizationList
 
+from .._errors import InitError
 from ..theory import Fans, compute_fans
 from ._dataflow import is_norm
 from ._info import ParamInfo
@@ -122,23 +123,41 @@ def _role(module: nn.Module, module_name: str, attr: str, shape: tuple[int, ...]
 def describe_parameters(model: nn.Module) -> list[ParamInfo]:
     """Every distinct parameter of `model`, in registration order, as a `ParamInfo` with what
     its module says (role, fans, aliases, padding row); the forward pass's findings (feed,
-    residual structure) are added by discovery."""
-    owners: dict[int, list[tuple[str, str, str, nn.Module]]] = {}
-    order: list[int] = []
+    residual structure) are added by discovery. A parametrized tensor (weight_norm,
+    spectral_norm through ``torch.nn.utils.parametrize``) is one row under its logical name
+    (``fc.weight``), filled through the parametrization's ``right_inverse``."""
+    owners: dict[object, list[tuple[str, str, str, nn.Module]]] = {}
+    shapes: dict[object, tuple[int, ...]] = {}
+    order: list[object] = []
     for module_name, module in model.named_modules(remove_duplicate=False):
+        if isinstance(module, ParametrizationList):
+            continue
+        found: list[tuple[str, object, tuple[int, ...]]] = []
         for attr, param in module.named_parameters(recurse=False):
-            full = f"{module_name}.{attr}" if module_name else attr
-            if id(param) not in owners:
-                owners[id(param)] = []
-                order.append(id(param))
-            if all(full != seen for seen, _, _, _ in owners[id(param)]):
-                owners[id(param)].append((full, module_name, attr, module))
-    params = {id(p): p for p in model.parameters()}
+            if isinstance(param, nn.parameter.UninitializedParameter):
+                raise InitError(
+                    f"Parameter {_join(module_name, attr)!r} of {type(module).__name__} is not "
+                    "initialized yet (a lazy module infers its shape on its first call): run "
+                    "one forward pass on a batch first, then initialize the model."
+                )
+            found.append((attr, id(param), tuple(param.shape)))
+        for attr in getattr(module, "parametrizations", {}) or {}:
+            shape = parametrized_shape(module, attr)
+            if shape is not None:
+                found.append((attr, (id(module), attr), shape))
+        for attr, key, shape in found:
+            full = _join(module_name, attr)
+            if key not in owners:
+                owners[key] = []
+                order.append(key)
+                shapes[key] = shape
+            if all(full != seen for seen, _, _, _ in owners[key]):
+                owners[key].append((full, module_name, attr, module))
     modules = dict(model.named_modules(remove_duplicate=False))
     result = []
-    for pid in order:
-        entries = owners[pid]
-        shape = tuple(params[pid].shape)
+    for key in order:
+        entries = owners[key]
+        shape = shapes[key]
 
         # The canonical owner: an embedding when an embedding is tied to an output layer
         # (its padding row and role belong to the table), else the first module whose role
@@ -150,7 +169,10 @@ def describe_parameters(model: nn.Module) -> list[ParamInfo]:
         full, module_name, attr, module = sorted(entries, key=rank)[0]
         role, fans, gates = _role(module, module_name, attr, shape)
         aliases = tuple(e[0] for e in entries if e[0] != full)
-        weight = getattr(module, "weight", None)
+        # Not `module.weight`: a parametrized weight would be computed (and spectral_norm
+        # would step its power iteration).
+        weight_shape = shapes.get(id(module._parameters.get("weight")),
+                                  shapes.get((id(module), "weight")))
         result.append(ParamInfo(
             name=full, aliases=aliases, shape=shape, role=role, layer=type(module).__name__,
             module=module_name, fans=fans,
@@ -159,12 +181,28 @@ def describe_parameters(model: nn.Module) -> list[ParamInfo]:
             gates=gates,
             tied_output=role == "embedding" and any(
                 isinstance(modules.get(_parent(alias)), nn.Linear) for alias in aliases),
-            weight_shape=tuple(weight.shape) if isinstance(weight, torch.Tensor) else None,
+            weight_shape=weight_shape,
             attr=attr,
             padding_idx=getattr(module, "padding_idx", None) if role == "embedding" else None,
             module_type=type(module),
         ))
     return result
+
+
+def _join(module: str, attr: str) -> str:
+    return f"{module}.{attr}" if module else attr
+
+
+def parametrized_shape(module: nn.Module, attr: str) -> tuple[int, ...] | None:
+    """The logical shape of `module`'s parametrized tensor `attr`, read from its originals
+    (the parametrization is not run: spectral_norm would step its power iteration). For the
+    parametrizations torch ships (spectral_norm and orthogonal keep the shape; weight_norm's
+    original1 is the direction) it is the largest original's; None without originals."""
+    plist: nn.Module = module.parametrizations[attr]  # type: ignore[index,assignment]
+    originals = [t for _, t in sorted(plist.named_parameters(recurse=False))]
+    if not originals:
+        return None
+    return tuple(max(originals, key=lambda t: t.numel()).shape)
 
 
 def _parent(name: str) -> str:

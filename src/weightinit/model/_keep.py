@@ -1,0 +1,73 @@
+"""Why `auto` must keep a parameter as the model set it: what the model says (frozen,
+``_no_reinit``), what its values say (a bias with a deliberate offset), and what its uses say
+(a parameter no rule is derived for: a learned scale, an additive attention bias)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ._info import ParamInfo
+from ._ops import canonical
+from ._uses import Use
+
+_SIGMAS = 6.0  # an i.i.d. zero-mean init has |mean| this far out with probability ~2e-9
+
+
+def deliberate(info: ParamInfo, model: nn.Module, uses: Sequence[Use] | None = None) -> str:
+    """The reason to keep `info`'s parameter as it is, or "" when nothing says so. `uses`:
+    its uses in the recorded pass (None: no pass ran)."""
+    param = _parameter(model, info.name)
+    if param is not None:
+        if not param.requires_grad:
+            return "frozen (requires_grad=False): kept as the model set it"
+        if getattr(param, "_no_reinit", False):
+            return "the model marks it _no_reinit: kept as the model set it"
+    if info.score_bias:
+        return ("added to attention scores (a position bias); auto derives no rule for it: "
+                "kept as the model set it")
+    if info.role == "unknown":
+        if uses is None:
+            return "weightinit does not know this parameter (no forward pass showed its use)"
+        ops = sorted({canonical(u.op.name) for u in uses})
+        how = f"used by {', '.join(ops[:4])}" if ops else "not used in the forward pass"
+        return (f"weightinit does not know this parameter ({how}: not a weight, bias, norm or "
+                "embedding of the op it feeds), so auto derives no rule for it (a learned "
+                "scale such as LayerScale or logit_scale, a log-parametrized constant): kept "
+                "as the model set it")
+    if param is not None and info.role.endswith("bias") and not info.role.startswith("norm"):
+        offset = _offset(param)
+        if offset is not None:
+            return (f"set by the model to a deliberate offset (mean {offset:.3g}, far from the "
+                    "zero mean of any i.i.d. init; e.g. a time-step bias): kept as the model "
+                    "set it")
+    return ""
+
+
+def _parameter(model: nn.Module, name: str) -> torch.Tensor | None:
+    """The registered parameter `name` (not an attribute: a parametrized tensor would be
+    computed, and spectral_norm would step its power iteration)."""
+    owner, _, attr = name.rpartition(".")
+    try:
+        module = model.get_submodule(owner)
+    except AttributeError:
+        return None
+    found = module._parameters.get(attr)
+    return found if isinstance(found, torch.Tensor) else None
+
+
+def _offset(param: torch.Tensor) -> float | None:
+    """The mean of a bias whose mean is far from 0 for its spread, or None."""
+    if param.is_meta or param.numel() < 8 or not param.dtype.is_floating_point or hasattr(
+            param, "placements"):
+        return None
+    with torch.no_grad():
+        values = param.detach().to(torch.float64).flatten()
+        mean = float(values.mean())
+        spread = float(values.std()) / math.sqrt(values.numel())
+    if not math.isfinite(mean) or mean == 0.0:
+        return None
+    return mean if abs(mean) > _SIGMAS * spread + 1e-12 else None

@@ -1,0 +1,62 @@
+"""A norm's effective scale, measured by probing its forward: ``y = (c + w) * x_hat`` for the
+norms people write (``c = 0``: torch's LayerNorm and RMSNorm; ``c = 1``: Gemma's
+``x_hat * (1 + w)``), so `auto` can set w = target - c whatever the class is called."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._distributed import is_dtensor
+
+_MAX_PROBE = 1 << 16  # elements of the probe input at most
+
+
+def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> float | None:
+    """c in ``y = (c + w) * x_hat``, from the outputs with w = 0 and w = 1 on a random input of
+    `input_shape` (the first dimension cut to keep it small); None when the module cannot be
+    probed (meta or sharded state, an input too big) or does not act that way."""
+    from torch.func import functional_call
+
+    state = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    if not input_shape or any(t.is_meta or is_dtensor(t) for t in state.values()):
+        return None
+    shape = (min(input_shape[0], 2), *input_shape[1:]) if len(input_shape) > 1 else input_shape
+    if math.prod(shape) > _MAX_PROBE or math.prod(shape) == 0:
+        return None
+    weight = state[attr]
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(shape, generator=generator, dtype=torch.float64)
+    outputs = []
+    training = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        for value in (0.0, 1.0):
+            substituted = {name: t.detach().to("cpu", torch.float64) for name, t in
+                           state.items()}
+            substituted[attr] = torch.full(weight.shape, value, dtype=torch.float64)
+            for name in substituted:
+                if name != attr and name.endswith("bias"):
+                    substituted[name] = torch.zeros_like(substituted[name])
+            with torch.no_grad():
+                out = functional_call(module, substituted, (x.to(torch.float64),))
+            if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+                return None
+            outputs.append(out.to(torch.float64))
+    except Exception:
+        return None
+    finally:
+        for m, mode in training:
+            m.training = mode
+    base, step = outputs[0], outputs[1] - outputs[0]
+    energy = float((step * step).sum())
+    if not energy > 0 or not math.isfinite(energy):
+        return None
+    offset = float((base * step).sum()) / energy
+    residual = float(((base - offset * step) ** 2).sum())
+    if residual > 1e-6 * energy * max(1.0, offset * offset):
+        return None  # not (c + w) * x_hat
+    nearest = round(offset)
+    return float(nearest) if abs(offset - nearest) < 1e-6 else offset
