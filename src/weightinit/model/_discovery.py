@@ -19,7 +19,7 @@ from ._ops import canonical
 from ._probe import as_call, synthesize_input, trace
 from ._roles import describe_parameters
 from ._structure import embedding_groups, query_factors, routers, score_biases
-from ._uses import parameter_uses
+from ._uses import Use, parameter_uses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +74,11 @@ class _Facts:
         self.routers = routers(graph)
         self.score_biases = score_biases(graph, embeddings)
         self.stream_dims: dict[str, int] = {}
-        tied = {info.module: info.shape[1] for info in described
-                if info.tied_output and len(info.shape) == 2}
+        tied = {}  # every module holding an output-tied embedding -> its dim
+        for info in described:
+            if info.tied_output and len(info.shape) == 2:
+                for name in (info.name, *info.aliases):
+                    tied[name.rpartition(".")[0]] = info.shape[1]
         for group in embedding_groups(graph, embeddings):
             dims = [tied[m] for m in group if m in tied]
             for member in group:
@@ -127,7 +130,9 @@ class _Facts:
                 role = f"{kind}.{'weight' if weight_use.slot == 'weight' else 'bias'}"
                 fans = weight_use.fans
             if weight_use.data is not None:
-                feed, note = self.flow.feed_of(weight_use.data), "used functionally"
+                feed = self.flow.feed_of(weight_use.data)
+                note = "used functionally" if info.role != "unknown" else (
+                    f"role from its use: {canonical(weight_use.op.name)}")
         offset = 0.0
         if role == "norm.weight":
             offset = self._offset(module, info)
@@ -144,9 +149,15 @@ class _Facts:
             output_layer=info.module in self.flow.output_layers,
             std_factor=factor, scale_offset=offset,
             stream_dim=self.stream_dims.get(info.module),
-            router=info.module in self.routers and info.is_weight,
-            score_bias=info.module in self.score_biases)
+            router=info.is_weight and self._routes(info.module, uses),
+            score_bias=info.module in self.score_biases or info.name in self.score_biases)
         return dataclasses.replace(info, keep=deliberate(info, model, uses))
+
+    def _routes(self, module: str, uses: list[Use]) -> bool:
+        """The layer's output (or its weight's linear op inside it) only chooses."""
+        outputs = self.graph.outputs.get(module, [])
+        return any(n.id in self.routers for n in outputs) or any(
+            u.op.id in self.routers for u in uses if u.slot == "weight")
 
     def _offset(self, module: nn.Module, info: ParamInfo) -> float:
         calls = self.graph.calls.get(info.module)

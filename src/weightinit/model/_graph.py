@@ -112,11 +112,14 @@ class Graph:
                         args=(tensor.detach().clone(),) if known else ())
 
     def consumers(self) -> dict[int, list[Node]]:
-        """Node id -> the nodes computed from it directly, in creation order."""
+        """Node id -> the nodes computed from it directly, in creation order. A layer's output
+        counts as computed from the node it relabelled (what its forward returned)."""
         found: dict[int, list[Node]] = {}
         for node in self.nodes:
             for parent in node.inputs:
                 found.setdefault(parent.id, []).append(node)
+            if node.inner is not None:
+                found.setdefault(node.inner.id, []).append(node)
         return found
 
     def release(self) -> None:

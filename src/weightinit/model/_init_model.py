@@ -98,7 +98,7 @@ def build_plan(found: Discovery, policy: Policy, seed: int) -> InitPlan:
         if spec is not None:
             _check_fits(spec, info)
         rows.append(PlanRow.from_info(info, spec, rule))
-    return InitPlan(rows, seed=seed, policy=policy.name, notes=found.notes)
+    return InitPlan(rows, seed=seed, policy=policy.name, notes=(*found.notes, *policy.notes))
 
 
 def _check_fits(spec: Spec, info: ParamInfo) -> None:

@@ -1,6 +1,7 @@
 """Why `auto` must keep a parameter as the model set it: what the model says (frozen,
-``_no_reinit``), what its values say (a bias with a deliberate offset), and what its uses say
-(a parameter no rule is derived for: a learned scale, an additive attention bias)."""
+``_no_reinit``, transformers' ``_is_hf_initialized`` on a tensor loaded from a checkpoint),
+what its values say (a bias with a deliberate offset), and what its uses say (a parameter no
+rule is derived for: a learned scale, an additive attention bias)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def deliberate(info: ParamInfo, model: nn.Module, uses: Sequence[Use] | None = N
             return "frozen (requires_grad=False): kept as the model set it"
         if getattr(param, "_no_reinit", False):
             return "the model marks it _no_reinit: kept as the model set it"
+        if getattr(param, "_is_hf_initialized", False):
+            return ("loaded from a checkpoint (transformers marks it _is_hf_initialized): kept "
+                    "as loaded")
     if info.score_bias:
         return ("added to attention scores (a position bias); auto derives no rule for it: "
                 "kept as the model set it")

@@ -268,6 +268,7 @@ class InitPlan:
                     "wi.materialize(model, device='cpu') allocates and initializes it."
                 )
         fresh: list[tuple[torch.Tensor, torch.Tensor]] = []  # (destination, values)
+        reparametrized = []
         for row in self.rows:
             if row.spec is None:
                 continue
@@ -281,6 +282,7 @@ class InitPlan:
                     fresh.append((params[row.name], values))
                 else:
                     fresh.extend(_through_parametrization(row.name, plist, values))
+                    reparametrized.append(plist)
             except Exception as exc:
                 # An unexpected exception (a bug in a custom spec) keeps its traceback.
                 raise failure(f"Filling {row.name!r} (shape {row.shape}) with {row.spec!r}",
@@ -289,6 +291,8 @@ class InitPlan:
         with torch.no_grad():
             for destination, values in fresh:
                 destination.copy_(values)
+            for plist in reparametrized:
+                _restart_power_iteration(plist)
         return self
 
 
@@ -305,6 +309,17 @@ def _parametrized(model: nn.Module, name: str) -> Any:
     if not parametrize.is_parametrized(module, attr):
         return None
     return module.parametrizations[attr]  # type: ignore[index]
+
+
+def _restart_power_iteration(plist: Any) -> None:
+    """spectral_norm estimates sigma with vectors it keeps between calls: converge them on
+    the new weight, as registering spectral_norm does (15 iterations), or they would
+    describe the old one."""
+    for parametrization in plist:
+        power = getattr(parametrization, "_power_method", None)
+        reshape = getattr(parametrization, "_reshape_weight_to_matrix", None)
+        if power is not None and reshape is not None and plist.is_tensor:
+            power(reshape(plist.original), 15)
 
 
 def _first_original(plist: Any) -> torch.Tensor | None:

@@ -138,10 +138,11 @@ class Policy:
         strict: raise when a parameter matches no rule, or a rule matches no parameter.
             Otherwise unmatched parameters are kept as they are and flagged in the plan.
         name: shown in the plan.
+        notes: what every plan this policy makes says about it (the presets' scale, say).
     """
 
     def __init__(self, rules: Sequence[Rule | Policy], *, strict: bool = False,
-                 name: str = "custom") -> None:
+                 name: str = "custom", notes: Sequence[str] = ()) -> None:
         if isinstance(rules, (Rule, Policy)) or not isinstance(rules, Sequence):
             raise InitError(
                 f"`rules` must be a list of wi.Rule, got {type(rules).__name__}; wrap a single "
@@ -149,9 +150,11 @@ class Policy:
             )
         flat: list[Rule] = []
         own: list[Rule] = []  # the rules listed here, not those of a nested policy
+        nested_notes: list[str] = []
         for rule in rules:
             if isinstance(rule, Policy):
                 flat.extend(rule.rules)
+                nested_notes.extend(rule.notes)
             elif isinstance(rule, Rule):
                 flat.append(rule)
                 own.append(rule)
@@ -164,6 +167,9 @@ class Policy:
         self._own = tuple(own)
         self.strict = bool(strict)
         self.name = name
+        if isinstance(notes, str) or not all(isinstance(n, str) for n in notes):
+            raise InitError(f"`notes` must be a list of str, got {notes!r:.80}.")
+        self.notes = tuple(dict.fromkeys((*notes, *nested_notes)))
 
     def __repr__(self) -> str:
         return f"Policy({len(self.rules)} rules, name={self.name!r}, strict={self.strict})"

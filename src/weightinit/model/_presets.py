@@ -33,12 +33,14 @@ PRESETS: dict[str, Callable[..., Policy]] = {}
 """Preset name -> a function of the preset's options returning the Policy."""
 
 
-def _preset(name: str) -> Callable[[Callable[..., list[Rule | Policy]]], Callable[..., Policy]]:
-    """Register a function returning a preset's rules as the preset `name`."""
+def _preset(name: str, notes: tuple[str, ...] = ()
+            ) -> Callable[[Callable[..., list[Rule | Policy]]], Callable[..., Policy]]:
+    """Register a function returning a preset's rules as the preset `name`; `notes` go into
+    every plan it makes."""
     def register(rules: Callable[..., list[Rule | Policy]]) -> Callable[..., Policy]:
         @functools.wraps(rules)
         def build(*args: Any, **options: Any) -> Policy:
-            return Policy(rules(*args, **options), name=name)
+            return Policy(rules(*args, **options), name=name, notes=notes)
         PRESETS[name] = build
         return build
     return register
@@ -91,7 +93,14 @@ https://arxiv.org/abs/2101.03961, section 2.4: initialization scale 0.1 for stab
 Residual = Literal["scale", "zero", "none"]
 
 
-@_preset("auto")
+AUTO_SCALE = (
+    "Scale: each weight is variance-preserving for what feeds it, so activations and the "
+    "residual stream keep an RMS of order 1 at every depth, whatever scale the model's own "
+    "init used (an N(0, 0.02) init keeps a transformer's stream near 0.02-0.1; norms, and the "
+    "final norm where there is one, hide the difference downstream).")
+
+
+@_preset("auto", notes=(AUTO_SCALE,))
 def auto(residual: Residual = "scale") -> list[Rule | Policy]:
     """weightinit's default, variance-preserving for what actually feeds each layer.
 

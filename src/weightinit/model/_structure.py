@@ -76,9 +76,9 @@ def _scores_of(node: Node, depth: int = 0) -> tuple[Node, float] | None:
     return None
 
 
-def _projection(node: Node) -> tuple[Node, float] | None:
-    """The layer a query (or key) comes from, through reshapes, rotary embeddings and constant
-    factors, and the product of those factors."""
+def _projection(node: Node, depth: int = 0) -> tuple[Node, float] | None:
+    """The layer a query (or key) comes from, through reshapes, rotary embeddings, a key
+    cache's concatenation and constant factors, and the product of those factors."""
     scale = 1.0
     current = node
     for _ in range(_LIMIT):
@@ -94,6 +94,12 @@ def _projection(node: Node) -> tuple[Node, float] | None:
         if factor is not None:
             scale *= factor
             current = _tensor_inputs(current)[0]
+        elif name in ("cat", "stack") and depth < 4:  # a key cache: past keys, then these
+            for part in reversed(_tensor_inputs(current)):
+                found = _projection(part, depth + 1)
+                if found is not None:
+                    return found[0], found[1] * scale
+            return None
         elif name in LAYOUT or name in SELECT or name in ("add", "mul", "neg"):
             current = first.node  # rotary: q * cos + rotate_half(q) * sin
         else:
@@ -185,9 +191,13 @@ def _downstream(node: Node, consumers: dict[int, list[Node]], through: frozenset
         following = []
         for current in frontier:
             for op in consumers.get(current.id, []):
-                if op.id in seen or op.kind != "op":
+                relabelled = op.kind == "layer" and op.inner is current
+                if op.id in seen or not (op.kind == "op" or relabelled):
                     continue
                 seen.add(op.id)
+                if relabelled:  # a module's output: the same values
+                    following.append(op)
+                    continue
                 yield op
                 if canonical(op.name) in through:
                     following.append(op)
@@ -200,31 +210,39 @@ _TOWARD_SCORES = LAYOUT | SELECT | {"add", "masked_fill", "where", "float", "to"
 
 
 def score_biases(graph: Graph, embeddings: set[str]) -> set[str]:
-    """Embedding modules whose lookups are added to attention scores before the softmax
-    (T5's relative position bias)."""
+    """Embedding modules and parameters whose values are added to attention scores before
+    the softmax: T5's relative position bias (a lookup), Swin's relative position table (a
+    parameter indexed by relative position)."""
     consumers = graph.consumers()
     found = set()
     for node in graph.nodes:
-        if node.kind == "layer" and node.module in embeddings and node.module not in found \
-                and any(canonical(op.name) in _SOFTMAX | _SCORES_SDPA
-                        for op in _downstream(node, consumers, _TOWARD_SCORES)):
-            found.add(node.module)
+        if node.kind == "layer" and node.module in embeddings:
+            name = node.module
+        elif node.kind == "const" and node.param is not None:
+            name = node.param
+        else:
+            continue
+        if name not in found and any(canonical(op.name) in _SOFTMAX | _SCORES_SDPA
+                                     for op in _downstream(node, consumers, _TOWARD_SCORES)):
+            found.add(name)
     return found
 
 
 _SCORES_SDPA = frozenset({"scaled_dot_product_attention"})
 
 
-def routers(graph: Graph) -> set[str]:
-    """Layers whose output goes only to a softmax or a top-k (through casts and reshapes):
-    a mixture of experts' router, whose logits only choose."""
+def routers(graph: Graph) -> set[int]:
+    """Ids of the nodes (layer outputs, or linear ops inside a module) whose values go only
+    to a softmax or a top-k, through casts and reshapes: a mixture of experts' router,
+    whose logits only choose."""
     consumers = graph.consumers()
     found = set()
     for node in graph.nodes:
-        if node.kind != "layer" or node.module is None or node.out_index is not None:
+        if node.out_index is not None or not (
+                node.kind == "layer" or (node.kind == "op" and canonical(node.name) == "linear")):
             continue
         reached = list(_downstream(node, consumers, LAYOUT, limit=4))
         if reached and any(canonical(op.name) in _ROUTE for op in reached) and all(
                 canonical(op.name) in _ROUTE | LAYOUT for op in reached):
-            found.add(node.module)
+            found.add(node.id)
     return found
