@@ -33,6 +33,7 @@ from ..model import (
     discover,
     eval_mode,
     owns_parameters,
+    unwrap,
 )
 from ..random import check_seed
 from ..schemes import Orthogonal
@@ -177,6 +178,7 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
     start = time.perf_counter()
     if not isinstance(model, nn.Module):
         raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    model = unwrap(model)
     target_std = check_positive_finite("target_std", target_std)
     tol = check_positive_finite("tol", tol)
     max_iter = check_positive_int("max_iter", max_iter)

@@ -27,11 +27,12 @@ from ._presets import PRESETS as PRESETS
 from ._probe import check_batch as check_batch
 from ._probe import eval_mode as eval_mode
 from ._probe import synthesize_input as synthesize_input
+from ._probe import unwrap as unwrap
 from ._roles import ROLES as ROLES
 
 __all__ = [
     "CALIBRATORS", "PRESETS", "ROLES", "Discovery", "Feed", "InitPlan", "ParamInfo", "PlanRow",
     "Policy", "Rule", "build_plan", "check_batch", "discover", "eval_mode", "init_model",
     "is_norm", "materialize", "owns_parameters", "record", "register_calibrator",
-    "synthesize_input",
+    "synthesize_input", "unwrap",
 ]
