@@ -135,6 +135,10 @@ def not_a_model():
     return 42
 
 
+def norm_first():
+    return nn.Sequential(nn.LayerNorm(8), nn.Linear(8, 4))
+
+
 VALUE = 3
 """
 
@@ -150,6 +154,13 @@ def test_plan_prints_a_table_from_a_user_file(net_file, capsys):
     assert main(["plan", f"{net_file}:build", "--input-shape", "2,3,16,16", "--width", "200"]) == 0
     out = capsys.readouterr().out
     assert "fc.weight" in out and "relu <- Conv2d conv" in out and "He(relu)" in out
+
+
+def test_plan_without_a_forward_pass_warns_in_one_line(net_file, capsys):
+    assert main(["plan", f"{net_file}:norm_first"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("weightinit: warning: init_model: no forward "
+                                               "pass ran"), err
 
 
 def test_plan_json_and_presets(net_file, capsys):

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -313,6 +314,12 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: Any = None, line: str | None = None) -> None:
+    """The library's warnings as the CLI's own lines on stderr, without a source location."""
+    print(f"weightinit: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -327,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else (
         contextlib.nullcontext())
     try:
-        with quiet:
+        with quiet, warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
             code: int = args.run(args)
     except (InitError, OSError, MemoryError, RuntimeError) as exc:
         # Refused input, or a path, a size, a model torch refuses: one line.
