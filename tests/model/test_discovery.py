@@ -153,7 +153,8 @@ def test_no_forward_falls_back_to_module_order_and_says_so():
         def forward(self, x):
             return self.fc(torch.relu(self.norm(x)))
 
-    plan = wi.init_model(Odd())
+    with pytest.warns(wi.InitWarning, match="no forward pass ran"):
+        plan = wi.init_model(Odd())
     assert any("No forward pass" in note for note in plan.notes)
     assert [row.activation for row in plan] == ["unknown"] * 4
     assert plan["fc.weight"].spec == wi.LeCun()
@@ -166,7 +167,8 @@ def test_no_forward_falls_back_to_module_order_and_says_so():
         def forward(self, batch):
             return self.fc(batch["x"])
 
-    plan = wi.init_model(NeedsDict())
+    with pytest.warns(wi.InitWarning, match="no forward pass ran"):
+        plan = wi.init_model(NeedsDict())
     assert any("synthesized input" in note and "failed" in note for note in plan.notes)
     good = wi.init_model(NeedsDict(), example_inputs={"batch": {"x": torch.randn(2, 8)}})
     assert good["fc.weight"].activation == "linear"

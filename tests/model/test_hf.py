@@ -414,7 +414,8 @@ def test_vit_columns():
 
 def test_vit_needs_example_inputs():
     model = vit(image_size=64)
-    plan = wi.init_model(model, dry_run=True)  # the first layer (a class token) says nothing
+    with pytest.warns(wi.InitWarning, match="no forward pass ran"):
+        plan = wi.init_model(model, dry_run=True)  # the first layer (a class token): nothing
     assert plan.notes[0].startswith("No forward pass")
     assert "pass example_inputs=" in plan.notes[0]
     assert {row.activation for row in plan} == {"unknown"}
