@@ -65,6 +65,20 @@ def test_offset_norms_start_at_zero_weight(name):
         assert torch.allclose(weight, torch.full_like(weight, expected)), (row.name, weight[:3])
 
 
+def test_offset_norms_are_measured_on_a_meta_built_model_too():
+    import transformers
+
+    config = transformers.Gemma2Config(
+        vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=16)
+    with torch.device("meta"):
+        model = transformers.Gemma2ForCausalLM(config)
+    wi.materialize(model, device="cpu")
+    layer = model.model.layers[0]
+    assert torch.equal(layer.input_layernorm.weight, torch.zeros(32))
+    assert torch.equal(layer.post_attention_layernorm.weight, torch.full((32,), -0.5))
+
+
 def test_an_offset_norm_is_measured_not_named():
     class OffsetRMSNorm(nn.Module):  # any name: what matters is the (1 + w) in its forward
         def __init__(self, dim):

@@ -17,11 +17,15 @@ _MAX_PROBE = 1 << 16  # elements of the probe input at most
 def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> float | None:
     """c in ``y = (c + w) * x_hat``, from the outputs with w = 0 and w = 1 on a random input of
     `input_shape` (the first dimension cut to keep it small); None when the module cannot be
-    probed (meta or sharded state, an input too big) or does not act that way."""
+    probed (meta buffers, sharded state, an input too big) or does not act that way."""
     from torch.func import functional_call
 
-    state = {**dict(module.named_parameters()), **dict(module.named_buffers())}
-    if not input_shape or any(t.is_meta or is_dtensor(t) for t in state.values()):
+    params = dict(module.named_parameters())
+    buffers = dict(module.named_buffers())
+    state = {**params, **buffers}
+    # Parameters are substituted (so a meta-built model can be probed); buffers are read.
+    if not input_shape or any(t.is_meta for t in buffers.values()) or any(
+            is_dtensor(t) for t in state.values()):
         return None
     shape = (min(input_shape[0], 2), *input_shape[1:]) if len(input_shape) > 1 else input_shape
     if math.prod(shape) > _MAX_PROBE or math.prod(shape) == 0:
@@ -35,11 +39,11 @@ def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> f
         module.eval()
         for value in (0.0, 1.0):
             substituted = {name: t.detach().to("cpu", torch.float64) for name, t in
-                           state.items()}
+                           buffers.items()}
+            for name, t in params.items():  # biases 0, other scales 1
+                fill = 0.0 if name.endswith("bias") else 1.0
+                substituted[name] = torch.full(t.shape, fill, dtype=torch.float64)
             substituted[attr] = torch.full(weight.shape, value, dtype=torch.float64)
-            for name in substituted:
-                if name != attr and name.endswith("bias"):
-                    substituted[name] = torch.zeros_like(substituted[name])
             with torch.no_grad():
                 out = functional_call(module, substituted, (x.to(torch.float64),))
             if not isinstance(out, torch.Tensor) or out.shape != x.shape:
