@@ -11,13 +11,26 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrize import ParametrizationList
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .._errors import InitError, failure
-from ..model import Policy, build_plan, check_batch, discover, is_norm, owns_parameters, record
+from ..model import (
+    Policy,
+    build_plan,
+    check_batch,
+    discover,
+    is_norm,
+    owns_parameters,
+    record,
+    unwrap,
+)
 from ._findings import find
+from ._graphs import Pass
+from ._structure import links, measure
 from ._types import Diagnosis, LayerStats
+from ._watch import Watch, looks_like_norm, norm_scale
 
 _SATURATING = {"tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "hardtanh": (-1.0, 1.0),
                "sigmoid": (0.0, 1.0), "hardsigmoid": (0.0, 1.0)}
@@ -117,6 +130,16 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
     uninitialized memory (NaN, huge magnitudes, denormals). The activation feeding each layer
     comes from the same pass (weightinit's dataflow discovery).
 
+    The recorded pass also says how the parts meet. Vanishing and exploding signals are read
+    along chains of layers that feed each other directly (not across a norm, an attention, a
+    residual add, a LayerScale or a constant scale, nor from one tower into another), each
+    verdict from the two end points its message shows. And it flags a norm whose output on a
+    unit-RMS input is not ~1 (measured by running it again, when it is scale-invariant),
+    attention already near one-hot (mean max probability, from softmax outputs or recomputed
+    from the queries and keys of ``scaled_dot_product_attention``), summed embeddings of very
+    different RMS (positions swamping tokens), a residual branch orders of magnitude below the
+    one next to it on its stream, and a stream whose RMS compounds with depth.
+
     Without `target`, the loss is ``<output, r>`` with r ~ N(0, 1) drawn from a private
     generator (seed 0): the gradient at the output is unit-variance noise, so gradient RMS
     through depth measures backward propagation alone. With `target`, `loss_fn(output,
@@ -143,6 +166,7 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
     """
     if not isinstance(model, nn.Module):
         raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    model = unwrap(model)
     if loss_fn is not None and not callable(loss_fn):
         raise InitError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}.")
     args, kwargs = check_batch(batch)
@@ -155,6 +179,11 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
     outputs: dict[str, dict[str, Any]] = {}
     grads: dict[str, torch.Tensor] = {}
     order: list[str] = []
+    # Candidate norms keep their first input, to measure their scale after the pass; layers
+    # called on integers are embedding lookups.
+    candidates = {m for m in names if looks_like_norm(m, is_norm(m))}
+    norm_inputs: dict[str, tuple[nn.Module, Any, Any]] = {}
+    lookups: set[str] = set()
 
     def pre_hook(module: nn.Module, a: Any, k: Any) -> None:
         name = names[module]
@@ -163,6 +192,10 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
             if tensor is not None:
                 with torch.no_grad():
                     inputs[name] = _input_summary(module, tensor.detach())
+                if not (tensor.is_floating_point() or tensor.is_complex()):
+                    lookups.add(name)
+                elif module in candidates:
+                    norm_inputs[name] = (module, *_kept(a, k))
 
     def post_hook(module: nn.Module, a: Any, k: Any, output: Any) -> None:
         name = names[module]
@@ -186,11 +219,14 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
             handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
     weights = {n: p for n, p in model.named_parameters() if p.requires_grad}
     notes: list[str] = []
+    watch = Watch()
     with _left_as_it_was(model):
         try:
             try:
-                graph, result = record(model, args, kwargs, lambda a, k: model(*a, **k),
-                                       grad=True)
+                # Outside the recorder: the watch sees each op once, after the recorder.
+                with watch.modules(model), watch:
+                    graph, result = record(model, args, kwargs, lambda a, k: model(*a, **k),
+                                           grad=True)
             except InitError:
                 raise
             except Exception as exc:
@@ -220,11 +256,21 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
         finally:
             for handle in handles:
                 handle.remove()
-        plan = build_plan(discover(model, graph=graph), Policy.preset("auto"), seed=0)
+        discovery = discover(model, graph=graph)
+        moments = {info.module: info.feed.moment for info in discovery.params}
+        plan = build_plan(discovery, Policy.preset("auto"), seed=0)
         recommended = {row.name: row.std for row in plan}
         feeds = {row.module: (row.activation, row.source) for row in plan}
         residual_ends = {row.module for row in plan if row.residual}
         modules = dict(model.named_modules(remove_duplicate=False))
+        # Hooks are gone: each candidate norm runs again on its own input, rescaled.
+        scales = {n: norm_scale(m, a, k) for n, (m, a, k) in norm_inputs.items()}
+        norms = {n for n, m in modules.items() if is_norm(m)} | {
+            n for n, v in scales.items() if v is not None}
+        flow = Pass(graph)
+        structure = measure(flow, watch, norms, lookups,
+                            {n: v for n, v in scales.items()
+                             if v is not None and n not in residual_ends})
         layers = []
         # Still inside: reading a parametrized `.weight` (spectral_norm) can step its buffers.
         for index, name in enumerate(order):
@@ -233,18 +279,34 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
             layers.append(_stats(index, name, module, activation, source, inputs.get(name),
                                  outputs[name], grads.get(name),
                                  weight_grads.get(f"{name}.weight" if name else "weight"),
+                                 # a parametrization (spectral_norm) sets the weight's scale
+                                 None if parametrize.is_parametrized(module, "weight") else
                                  recommended.get(f"{name}.weight" if name else "weight")))
     weight_layers = {x.name for x in layers
                      if not is_norm(modules[x.name]) and x.weight_std is not None
                      and not isinstance(modules[x.name], (nn.Embedding, nn.EmbeddingBag))}
     samples = int(args[0].shape[0]) if args and isinstance(args[0], torch.Tensor) and args[
         0].dim() else 0
-    findings = find(layers, weight_layers, residual_ends=residual_ends, samples=samples)
+    findings = find(layers, weight_layers, residual_ends=residual_ends, samples=samples,
+                    links=links(flow, layers, weight_layers, moments), structure=structure)
     if 0 < samples < 16:
         notes.append(f"A batch of {samples} samples is too small to call units dead (a ReLU "
                      "unit is off for a few samples by chance): that check was skipped.")
     return Diagnosis(tuple(layers), tuple(findings), float(loss.detach()), loss_kind,
                      tuple(notes))
+
+
+def _kept(a: Any, k: Any) -> tuple[Any, Any]:
+    """A module call's arguments with its first tensor copied: later in-place ops (a residual
+    ``+=``) may rewrite the tensor the module saw."""
+    leaves, spec = tree_flatten((a, k))
+    for i, leaf in enumerate(leaves):
+        if isinstance(leaf, torch.Tensor):
+            with torch.no_grad():
+                leaves[i] = leaf.detach().clone()
+            break
+    kept: tuple[Any, Any] = tree_unflatten(leaves, spec)
+    return kept
 
 
 def _output_summary(module: nn.Module, out: torch.Tensor) -> dict[str, Any]:

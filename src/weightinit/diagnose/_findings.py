@@ -6,14 +6,12 @@ the growth per layer), not one per layer, and a layer whose units are dead is na
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from ._types import Finding, FindingKind, LayerStats, Severity
-
-INIT = "wi.init_model(model)"
+from ._structure import RESIDUAL_GROWTH, Links, Structure, chains, structure_findings
+from ._types import INIT, Finding, FindingKind, LayerStats, Severity
 
 # Ratios of RMS between the first and the last weight layer: 0.1 is a 100x fall of the
 # second moment. A variance-preserving net of width n and depth L wanders by about
@@ -27,7 +25,6 @@ DEAD_WARN, DEAD_ERROR = 0.6, 0.8
 SATURATED_WARN, SATURATED_ERROR = 0.3, 0.7  # fraction of inputs within 1% of a bound
 SCALE_LOW, SCALE_HIGH = 0.5, 2.0  # weight std / recommended std
 BIAS_KILL = 2.0  # a bias below -2 output stds before a ReLU-like activation
-RESIDUAL_GROWTH = 10.0  # stream RMS, last / first
 HUGE = 1e6  # |parameter| larger than this at init: not a value anyone chose
 
 
@@ -35,45 +32,75 @@ def _ok(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def _propagation(layers: Sequence[LayerStats], values: Sequence[float | None],
-                 direction: Literal["forward", "backward"]) -> list[Finding]:
-    """Vanishing or exploding RMS from the first weight layer to the last (in the direction
-    the signal travels): the product of the layer-to-layer ratios.
+def _paths(layers: Sequence[LayerStats], links: Links | None,
+           direction: Literal["forward", "backward"]) -> list[list[LayerStats]]:
+    """The chains of `layers` a trend is read along (each in execution order). Without links
+    (no recorded pass), the layers in order form one chain, cut backward where the resolution
+    changes: a global average pool divides each position's gradient by the number of
+    positions, and max pooling routes it to one position in k, without weakening the signal a
+    layer passes on."""
+    if links is not None:
+        by_name = {x.name: x for x in layers}
+        before = links.forward if direction == "forward" else links.backward
+        return [[by_name[n] for n in path] for path in chains(list(by_name), before)]
+    if direction == "forward":
+        return [list(layers)]
+    cut: list[list[LayerStats]] = []
+    for x in layers:
+        if cut and cut[-1][-1].positions == x.positions:
+            cut[-1].append(x)
+        else:
+            cut.append([x])
+    return cut
 
-    Backward, only steps between layers at the same resolution count: a global average pool
-    divides each position's gradient by the number of positions, and max pooling routes it
-    to one position in k, without weakening the signal a layer passes on.
-    """
-    pairs = [(x, float(v)) for x, v in zip(layers, values, strict=True)
-             if v is not None and math.isfinite(v)]
-    if len(pairs) < 3:
+
+def _segments(path: list[LayerStats], direction: Literal["forward", "backward"]
+              ) -> list[list[tuple[LayerStats, float]]]:
+    """A chain split where a layer has no value (no gradient reached it)."""
+    found: list[list[tuple[LayerStats, float]]] = [[]]
+    for x in path:
+        value = x.out_rms if direction == "forward" else x.grad_out_rms
+        if value is None or not math.isfinite(value):
+            found.append([])
+        else:
+            found[-1].append((x, float(value)))
+    return [s for s in found if len(s) >= 3]
+
+
+def _propagation(layers: Sequence[LayerStats], links: Links | None,
+                 direction: Literal["forward", "backward"]) -> list[Finding]:
+    """Vanishing or exploding RMS along a chain of weight layers (in the direction the signal
+    travels), from its first layer to its last: the most extreme of the chains, when it falls
+    outside [1/10, 10]. The ratio is last / first, so the verdict always agrees with the two
+    numbers the message shows."""
+    worst: tuple[float, list[tuple[LayerStats, float]]] | None = None
+    checked = 0
+    for path in _paths(layers, links, direction):
+        for segment in _segments(path, direction):
+            pairs = segment[::-1] if direction == "backward" else segment
+            first, last = pairs[0][1], pairs[-1][1]
+            if first <= 0:
+                continue
+            checked += 1
+            ratio = last / first
+            size = math.inf if ratio <= 0 else abs(math.log(ratio))
+            if worst is None or size > worst[0]:
+                worst = (size, pairs)
+    if worst is None:
         return []
-    if direction == "backward":
-        pairs = pairs[::-1]  # the gradient starts at the output
+    pairs = worst[1]
     (first_layer, first), (last_layer, last) = pairs[0], pairs[-1]
-    if first <= 0:
+    ratio = last / first
+    if VANISH_WARN <= ratio <= EXPLODE_WARN:
         return []
-    ratio, steps = 1.0, 0
-    for (a, va), (b, vb) in itertools.pairwise(pairs):
-        if direction == "backward" and a.positions != b.positions:
-            continue
-        if va <= 0:
-            ratio = 0.0
-            break
-        ratio *= vb / va
-        steps += 1
-    if steps < 2:
-        return []
+    steps = len(pairs) - 1
     per_layer = ratio ** (1.0 / steps) if ratio > 0 else 0.0
     what = "activations" if direction == "forward" else "gradients"
     numbers = {"first_rms": first, "last_rms": last, "ratio": ratio, "per_layer": per_layer,
-               "layers": float(len(pairs))}
-    where = (f"from {first_layer.name!r} to {last_layer.name!r} over {len(pairs)} layers "
-             f"(x{per_layer:.3g} per layer; x{per_layer ** 2:.3g} in variance"
-             + (", counting steps between layers at the same resolution"
-                if direction == "backward" else "") + ")")
-    if VANISH_WARN <= ratio <= EXPLODE_WARN:
-        return []
+               "layers": float(len(pairs)), "chains": float(checked)}
+    where = (f"from {first_layer.name!r} to {last_layer.name!r} along a chain of {len(pairs)} "
+             f"layers (x{ratio:.3g} in all, x{per_layer:.3g} per layer, x{per_layer ** 2:.3g} "
+             f"in variance; the most extreme of {checked} chains)")
     vanishing = ratio < VANISH_WARN
     kind, verb, fix = _PROPAGATION[(direction, vanishing)]
     error = ratio < VANISH_ERROR if vanishing else ratio > EXPLODE_ERROR
@@ -103,15 +130,15 @@ def _source_layer(x: LayerStats) -> str:
     return parts[1] if len(parts) == 2 and parts[0][:1].isupper() else x.name
 
 
-# Attention's query and key projections only shape the attention weights: their gradients are
-# small by construction and do not carry the signal down the depth (matched by name).
-_SCORE_PROJECTIONS = (".query", ".key", ".q_proj", ".k_proj", ".to_q", ".to_k", ".q", ".k")
 MIN_SAMPLES_FOR_DEAD = 16  # below this, a ReLU unit is off for the whole batch by chance
 
 
 def find(layers: Sequence[LayerStats], weight_layers: set[str], *,
-         residual_ends: set[str] | None = None, samples: int = 0) -> list[Finding]:
-    """All findings for one pass, most severe first."""
+         residual_ends: set[str] | None = None, samples: int = 0, links: Links | None = None,
+         structure: Structure | None = None) -> list[Finding]:
+    """All findings for one pass, most severe first. `links` are the chains depth trends are
+    read along (None: the weight layers in execution order form one chain); `structure` what
+    the pass showed about norms, attention, embeddings and residual branches."""
     ends = residual_ends or set()
     weighted = [x for x in layers if x.name in weight_layers]
     zero_ends = [x for x in weighted if x.name in ends and x.weight_std == 0.0]
@@ -122,7 +149,10 @@ def find(layers: Sequence[LayerStats], weight_layers: set[str], *,
     for rule in RULES:
         if rule is _dead_units and 0 < samples < MIN_SAMPLES_FOR_DEAD:
             continue
-        findings.extend(rule(layers, checked))
+        if rule is _residual_growth and structure is not None:
+            continue  # measured along each stream's residual adds instead
+        findings.extend(rule(layers, checked, links))
+    findings.extend(structure_findings(structure))
     if zero_ends:
         findings = [f for f in findings if f.kind != "dead_gradient"]
         findings.append(Finding(
@@ -146,10 +176,11 @@ def find(layers: Sequence[LayerStats], weight_layers: set[str], *,
     return sorted(findings, key=lambda f: order[f.severity])
 
 
-Rule = Callable[[Sequence[LayerStats], Sequence[LayerStats]], list[Finding]]
+Rule = Callable[[Sequence[LayerStats], Sequence[LayerStats], Links | None], list[Finding]]
 
 
-def _nonfinite(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+def _nonfinite(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+               links: Links | None) -> list[Finding]:
     bad = [x for x in layers if x.out_nonfinite]
     if not bad:
         return []
@@ -161,8 +192,8 @@ def _nonfinite(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> 
                     "that are not finite.", INIT, {"count": float(x.out_nonfinite)})]
 
 
-def _uninitialized(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
-                   ) -> list[Finding]:
+def _uninitialized(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+                   links: Links | None) -> list[Finding]:
     found = []
     for x in layers:
         if x.param_nonfinite or x.param_max_abs > HUGE or x.param_denormals:
@@ -179,7 +210,8 @@ def _uninitialized(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
     return found
 
 
-def _symmetry(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+def _symmetry(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+              links: Links | None) -> list[Finding]:
     # Hidden units only: the output layer's units each get their own gradient from the loss,
     # so identical (or zero, as in Fixup) output rows separate at the first step.
     same = [x for x in weighted[:-1] if x.identical_units >= 2]
@@ -195,8 +227,8 @@ def _symmetry(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> l
         {"identical_units": float(x.identical_units), "layers": float(len(same))})]
 
 
-def _dead_gradient(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
-                   ) -> list[Finding]:
+def _dead_gradient(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+                   links: Links | None) -> list[Finding]:
     dead = [x for x in weighted if x.grad_weight_rms is not None and x.grad_weight_rms == 0.0]
     if not dead:
         return []
@@ -208,20 +240,22 @@ def _dead_gradient(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
         "random weights.", INIT, {"layers": float(len(dead))})]
 
 
-def _forward(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+def _forward(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+             links: Links | None) -> list[Finding]:
     if any(x.identical_units >= 2 for x in weighted):
         return []  # a symmetric net's signal is a symptom, reported as symmetry
-    return _propagation(weighted, [x.out_rms for x in weighted], "forward")
+    return _propagation(weighted, links, "forward")
 
 
-def _backward(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+def _backward(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+              links: Links | None) -> list[Finding]:
     if any(x.identical_units >= 2 for x in weighted):
         return []
-    along = [x for x in weighted if not x.name.endswith(_SCORE_PROJECTIONS)]
-    return _propagation(along, [x.grad_out_rms for x in along], "backward")
+    return _propagation(weighted, links, "backward")
 
 
-def _dead_units(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+def _dead_units(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+                links: Links | None) -> list[Finding]:
     found = []
     for x in layers:
         if x.dead_fraction is None or x.dead_fraction < DEAD_WARN:
@@ -241,8 +275,8 @@ def _dead_units(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) ->
     return found
 
 
-def _killing_bias(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
-                  ) -> list[Finding]:
+def _killing_bias(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+                  links: Links | None) -> list[Finding]:
     found = []
     by_name = {x.name: x for x in layers}
     for x in layers:
@@ -263,7 +297,8 @@ def _killing_bias(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
     return found
 
 
-def _saturation(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) -> list[Finding]:
+def _saturation(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+                links: Links | None) -> list[Finding]:
     worst = max((x for x in layers if x.saturated_fraction is not None),
                 key=lambda x: x.saturated_fraction or 0.0, default=None)
     if worst is None or (worst.saturated_fraction or 0.0) < SATURATED_WARN:
@@ -279,8 +314,8 @@ def _saturation(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]) ->
         {"saturated_fraction": fraction})]
 
 
-def _weight_scale(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
-                  ) -> list[Finding]:
+def _weight_scale(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+                  links: Links | None) -> list[Finding]:
     off = []
     for x in weighted:
         if (x.weight_std is None or x.recommended_std is None or not x.recommended_std > 0
@@ -291,18 +326,34 @@ def _weight_scale(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
             off.append((x, ratio))
     if not off:
         return []
-    x, ratio = max(off, key=lambda pair: abs(math.log(pair[1])) if pair[1] > 0 else math.inf)
+    # Where a wrong scale compounds, layer after layer, it is a warning; where a norm, an
+    # attention or a residual add follows within two layers (transformer branches, conv + BN),
+    # it is rescaled there and shows only in that layer's own numbers.
+    deep = {x.name for path in _paths(weighted, links, "forward") if len(path) >= 3
+            for x in path}
+    compounding = [pair for pair in off if pair[0].name in deep]
+    x, ratio = max(compounding or off,
+                   key=lambda pair: abs(math.log(pair[1])) if pair[1] > 0 else math.inf)
+    message = (f"{len(off)} of {len(weighted)} layers have weights far from the "
+               "variance-preserving std for their fans and activation (worst: "
+               f"{x.name!r}, std {x.weight_std:.3g} vs {x.recommended_std:.3g}, x{ratio:.3g})")
+    if compounding:
+        message += (f"; {len(compounding)} of them sit in chains of three or more layers, "
+                    "where the factor compounds with depth.")
+    else:
+        message += (": none sits in a chain of three or more weight layers (a norm, an "
+                    "attention or a residual add follows within two), so the factor does not "
+                    "compound with depth; it sets the size of what those layers add.")
     return [Finding(
-        "weight_scale", "warning", x.name,
-        f"{len(off)} of {len(weighted)} layers have weights far from the variance-preserving "
-        f"std for their fans and activation (worst: {x.name!r}, std {x.weight_std:.3g} vs "
-        f"{x.recommended_std:.3g}, x{ratio:.3g}).",
+        "weight_scale", "warning" if compounding else "info", x.name, message,
         "Initialize each layer for its fans and the activation that feeds it.", INIT,
-        {"layers": float(len(off)), "worst_ratio": ratio})]
+        {"layers": float(len(off)), "worst_ratio": ratio,
+         "compounding": float(len(compounding))})]
 
 
-def _residual_growth(layers: Sequence[LayerStats], weighted: Sequence[LayerStats]
-                     ) -> list[Finding]:
+def _residual_growth(layers: Sequence[LayerStats], weighted: Sequence[LayerStats],
+                     links: Links | None) -> list[Finding]:
+    """Without a recorded pass: the stream read at the layers an add feeds."""
     stream = [x for x in layers if x.source == "add" and _ok(x.in_rms) and x.in_rms > 0]
     # The first add is often a merge, not a residual add (token + position embeddings, before
     # a post-norm model's first LayerNorm): measure from the first block's output on.

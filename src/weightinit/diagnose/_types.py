@@ -12,9 +12,12 @@ SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
 FindingKind = Literal[
     "forward_vanishing", "forward_exploding", "backward_vanishing", "backward_exploding",
     "dead_units", "saturation", "symmetry", "dead_gradient", "uninitialized", "killing_bias",
-    "weight_scale", "residual_growth", "nonfinite", "zero_branches",
+    "weight_scale", "residual_growth", "nonfinite", "zero_branches", "norm_scale",
+    "attention_one_hot", "embedding_imbalance", "branch_imbalance",
 ]
-"""What a finding is about; adding a finding adds its kind here and its rule in `_findings`."""
+"""What a finding is about; adding a finding adds its kind here and its rule in `_findings` (one
+layer's statistics) or `_structure` (how the parts of the model meet)."""
+INIT = "wi.init_model(model)"  # the fix, as code, when initializing anew fixes it
 
 
 @dataclasses.dataclass(frozen=True)

@@ -169,7 +169,7 @@ class Policy:
         self.name = name
         if isinstance(notes, str) or not all(isinstance(n, str) for n in notes):
             raise InitError(f"`notes` must be a list of str, got {notes!r:.80}.")
-        self.notes = tuple(dict.fromkeys((*notes, *nested_notes)))
+        self.notes: tuple[str, ...] = tuple(dict.fromkeys((*notes, *nested_notes)))
 
     def __repr__(self) -> str:
         return f"Policy({len(self.rules)} rules, name={self.name!r}, strict={self.strict})"
