@@ -12,9 +12,16 @@ against its baseline in the same run. Sections (--only NAME runs one; default: a
                cold process's import and first-call times (benchmarks/bench_diagnose.py)
   materialize  `wi.materialize` of a GPT built on the meta device vs torch's default
                construction, time and peak RSS in fresh processes (bench_materialize.py)
+  shootout     training with each initialization policy (own init, auto,
+               auto(residual=zero), lsuv, gpt2) on transformers' GPT-2 and Llama as byte-level
+               LMs on the standard library's .py files and a 12-layer plain CNN on digits,
+               --shootout-seeds seeds: final validation loss, mean ± std, the auto-vs-own
+               check, and a figure of the loss curves (bench_shootout.py; one torch
+               thread whatever --threads says; about 10 minutes)
 
 Prints medians of --reps runs and ratios against the baseline measured in the same run. The
-machines are noisy: quote ratios, and never turn these into test assertions.
+machines are noisy: quote ratios, and never turn these into test assertions. (The shootout
+measures losses, not times; --reps does not apply to it.)
 """
 
 from __future__ import annotations
@@ -23,15 +30,18 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import bench_diagnose
 import bench_fills
 import bench_gpt2
 import bench_lsuv
 import bench_materialize
+import bench_shootout
 import torch
+from _common import HERE
 
-SECTIONS = ("fills", "gpt2", "lsuv", "diagnose", "materialize")
+SECTIONS = ("fills", "gpt2", "lsuv", "diagnose", "materialize", "shootout")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--gpt", choices=tuple(bench_materialize.GPT_SIZES), default="1.3b",
                         help="the GPT for the materialize section (default 1.3b: 5 GB)")
+    parser.add_argument("--shootout-seeds", type=int, default=3, metavar="N",
+                        help="seeds per model and policy in the shootout (default 3)")
+    parser.add_argument("--shootout-figure", metavar="PATH",
+                        default=str(bench_shootout.DEFAULT_FIGURE.relative_to(
+                            HERE.parent)),
+                        help="where the shootout writes its loss curves (default "
+                             "%(default)s, from the repository root; 'none' for no figure)")
     parser.add_argument("--only", choices=SECTIONS, help="run one section (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -72,6 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               "default construction:", flush=True)
         results["materialize"] = bench_materialize.run(bench_materialize.GPT_SIZES[args.gpt],
                                                        args.threads, args.reps)
+    if args.only in (None, "shootout"):
+        print("shootout: training with each initialization policy, "
+              f"{args.shootout_seeds} seed{'s' * (args.shootout_seeds != 1)} each:", flush=True)
+        figure = None if args.shootout_figure.lower() == "none" else Path(args.shootout_figure)
+        if figure is not None and not figure.is_absolute():
+            figure = HERE.parent / figure
+        results["shootout"] = bench_shootout.run(args.shootout_seeds, figure)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)
