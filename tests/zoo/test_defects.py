@@ -323,3 +323,12 @@ def test_a_rule_can_match_on_a_predicate():
     assert plan["2.bias"].spec == wi.Zeros()
     with pytest.raises(wi.InitError, match="`when` of a Rule"):
         wi.Rule(wi.Zeros(), when=3)
+
+
+def test_a_structured_weight_gets_a_note_when_auto_replaces_it():
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16))
+    with torch.no_grad():
+        model[0].weight.fill_(0.1)
+    plan = wi.init_model(model, dry_run=True)
+    assert "constant 0.1" in plan["0.weight"].note and plan["0.weight"].spec is not None
+    assert plan["2.weight"].note == ""  # torch's own zero-mean uniform: nothing to say

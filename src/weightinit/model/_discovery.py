@@ -13,7 +13,7 @@ from .._errors import InitError, failure, first_line
 from ._dataflow import LINEAR, UNKNOWN, Dataflow, Feed
 from ._graph import Graph
 from ._info import ParamInfo
-from ._keep import deliberate
+from ._keep import deliberate, structured
 from ._norms import norm_offset
 from ._ops import canonical
 from ._probe import as_call, synthesize_input, trace
@@ -151,7 +151,9 @@ class _Facts:
             stream_dim=self.stream_dims.get(info.module),
             router=info.is_weight and self._routes(info.module, uses),
             score_bias=info.module in self.score_biases or info.name in self.score_biases)
-        return dataclasses.replace(info, keep=deliberate(info, model, uses))
+        info = dataclasses.replace(info, keep=deliberate(info, model, uses))
+        extra = structured(info, model)
+        return dataclasses.replace(info, note="; ".join(n for n in (info.note, extra) if n))
 
     def _routes(self, module: str, uses: list[Use]) -> bool:
         """The layer's output (or its weight's linear op inside it) only chooses."""

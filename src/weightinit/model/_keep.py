@@ -68,10 +68,33 @@ def _offset(param: torch.Tensor) -> float | None:
     if param.is_meta or param.numel() < 8 or not param.dtype.is_floating_point or hasattr(
             param, "placements"):
         return None
-    with torch.no_grad():
-        values = param.detach().to(torch.float64).flatten()
-        mean = float(values.mean())
-        spread = float(values.std()) / math.sqrt(values.numel())
+    with torch.no_grad():  # one pass, in place for float32 (no float64 copy of a weight)
+        std, mean_t = torch.std_mean(param.detach().float())
+        mean = float(mean_t)
+        spread = float(std) / math.sqrt(param.numel())
     if not math.isfinite(mean) or mean == 0.0:
         return None
     return mean if abs(mean) > _SIGMAS * spread + 1e-12 else None
+
+
+_NOTE_AT_MOST = 1 << 22  # elements read to notice a structured weight (cheap next to a fill)
+
+
+def structured(info: ParamInfo, model: nn.Module) -> str:
+    """A note when the model set a weight auto has a rule for to something structured (a
+    constant, a clearly non-zero mean) rather than zero-mean i.i.d. values; "" otherwise."""
+    param = _parameter(model, info.name)
+    if param is None or not info.is_weight or info.role in ("unknown", "norm.weight") or (
+            param.numel() > _NOTE_AT_MOST) or info.keep:
+        return ""
+    if param.numel() >= 8 and param.dtype.is_floating_point and not param.is_meta and not (
+            hasattr(param, "placements")):
+        with torch.no_grad():
+            values = param.detach().flatten()
+            if bool((values == values[0]).all()):
+                return (f"the model set it to the constant {float(values[0]):.3g}; auto's "
+                        "rule replaces it")
+    offset = _offset(param)
+    if offset is not None:
+        return f"the model set it to a non-zero mean ({offset:.3g}); auto's rule replaces it"
+    return ""

@@ -162,7 +162,8 @@ def _embedding_sources(node: Node, embeddings: set[str]) -> set[str] | None:
                                        and len(inputs) == 1):
         return _embedding_sources(inputs[0], embeddings)
     if name == "add" and len(inputs) == 2:
-        a, b = (_embedding_sources(side, embeddings) for side in inputs)
+        a = _embedding_sources(inputs[0], embeddings)
+        b = _embedding_sources(inputs[1], embeddings) if a is not None else None
         return a | b if a is not None and b is not None else None
     return None
 
