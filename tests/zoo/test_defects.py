@@ -332,3 +332,17 @@ def test_a_structured_weight_gets_a_note_when_auto_replaces_it():
     plan = wi.init_model(model, dry_run=True)
     assert "constant 0.1" in plan["0.weight"].note and plan["0.weight"].spec is not None
     assert plan["2.weight"].note == ""  # torch's own zero-mean uniform: nothing to say
+
+
+def test_activation_checkpoint_wrappers_do_not_change_keys():
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
+
+    bare, wrapped = _mlp(), _mlp()
+    wrapped[0] = checkpoint_wrapper(wrapped[0])
+    wrapped[2] = torch.compile(wrapped[2])  # a compiled submodule: `_orig_mod.` in its names
+    wi.init_model(bare, seed=2)
+    plan = wi.init_model(wrapped, seed=2, example_inputs=(torch.randn(3, 16),))
+    assert plan.rows[0].name == "0._checkpoint_wrapped_module.weight"
+    assert plan.rows[0].key == "0.weight"
+    for (name, a), b in zip(bare.named_parameters(), wrapped.parameters(), strict=True):
+        assert torch.equal(a, b), name

@@ -239,7 +239,7 @@ def _calibrate(model: nn.Module, seed: int, targets: list[tuple[str, PlanRow]],
             module = modules[module_name]
             weight = params[row.name]
             basis = torch.empty_like(weight, dtype=torch.float64)
-            Orthogonal().fill_(basis, seed=seed, key=row.name)
+            Orthogonal().fill_(basis, seed=seed, key=row.key)
             weight.copy_(basis)  # the pre-init, exactly as Orthogonal() fills it
             bias = getattr(module, "bias", None)
             exact = (isinstance(module, _LINEAR_IN_WEIGHT) or type(module).__name__ == "Conv1D"

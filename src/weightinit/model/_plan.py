@@ -41,6 +41,13 @@ class PlanRow(ParamId):
     def kept(self) -> bool:
         return self.spec is None
 
+    @property
+    def key(self) -> str:
+        """The parameter's key in the keyed stream: its qualified name without the segments
+        wrappers insert (activation checkpointing's ``_checkpoint_wrapped_module``, a compiled
+        submodule's ``_orig_mod``), so a wrapped model gets the bare model's bits."""
+        return canonical_key(self.name)
+
     @classmethod
     def from_info(cls, info: ParamInfo, spec: Spec | None, rule: str) -> PlanRow:
         """The row for a discovered parameter that a policy's `rule` gave `spec` (None: kept)."""
@@ -66,7 +73,7 @@ class PlanRow(ParamId):
         start = tuple(offset) if offset is not None else (0,) * len(self.shape)
         with torch.no_grad():
             self.spec.fill_(tensor, fans=self.fans if self.spec.needs_fans else None, seed=seed,
-                            key=self.name, global_shape=self.shape, offset=start,
+                            key=self.key, global_shape=self.shape, offset=start,
                             backend=backend)
             if self.padding_idx is not None:
                 index = self.padding_idx - start[0]
@@ -351,6 +358,16 @@ def _through_parametrization(name: str, plist: Any, values: torch.Tensor
             f"{[tuple(o.shape) for o in originals]}; give it a rule that keeps it (spec None)."
         )
     return list(zip(originals, computed, strict=True))
+
+
+WRAPPER_SEGMENTS = ("_checkpoint_wrapped_module", "_orig_mod")
+"""Name segments that wrappers insert between a module and its parameters."""
+
+
+def canonical_key(name: str) -> str:
+    """`name` without wrapper segments: ``h.0._checkpoint_wrapped_module.mlp.weight`` ->
+    ``h.0.mlp.weight``."""
+    return ".".join(part for part in name.split(".") if part not in WRAPPER_SEGMENTS)
 
 
 def spec_label(spec: Spec) -> str:

@@ -173,9 +173,10 @@ def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
         ways = ways[:1] if ways[0][0] == "meta" else ways[1:]
     hooks = without_forward_hooks(model) if sharded or has_fsdp(model) else (
         contextlib.nullcontext())
+    eager = _eager_compiled(model)
     devices = sorted({t.device.index or 0 for t in state.values() if t.device.type == "cuda"})
     with eval_mode(model), warnings.catch_warnings(), torch.random.fork_rng(devices=devices), \
-            hooks:
+            hooks, eager:
         warnings.simplefilter("ignore")  # the probe's warnings are not the user's
         try:
             return ways[0][1](), ways[0][0]
@@ -187,6 +188,16 @@ def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
             except Exception as second:
                 # Say what the real pass said: a meta tensor's complaint explains nothing.
                 raise (first if ways[0][0] == "real" else second) from None
+
+
+def _eager_compiled(model: nn.Module) -> contextlib.AbstractContextManager[Any]:
+    """Compiled submodules (torch.compile's OptimizedModule inside the model) run eagerly for
+    the probe: the recorder must see their ops, and compiling would cost seconds."""
+    stance = getattr(torch.compiler, "set_stance", None)
+    if stance is None or not any(type(m).__name__ == "OptimizedModule" for m in model.modules()):
+        return contextlib.nullcontext()
+    manager: contextlib.AbstractContextManager[Any] = stance("force_eager")
+    return manager
 
 
 def tensors_in(tree: Any) -> list[torch.Tensor]:
