@@ -36,13 +36,16 @@ class Discovery:
 
 
 def discover(model: nn.Module, example_inputs: object = None, *, graph: Graph | None = None,
-             argument: str = "example_inputs") -> Discovery:
+             argument: str = "example_inputs", measure: frozenset[str] = frozenset()
+             ) -> Discovery:
     """Roles from the modules, feeds and residual branches from one forward pass (run here on
-    `example_inputs`, passed by the user as `argument`; or already recorded: `graph`)."""
+    `example_inputs`, passed by the user as `argument`; or already recorded: `graph`). The
+    layers named in `measure` get their feed's second moment measured on the real pass
+    (``Feed.label`` ``"measured"``) instead of derived for a unit-variance source."""
     notes: list[str] = []
     described = describe_parameters(model)  # refuses lazy (uninitialized) parameters first
     if graph is None:
-        graph = _record(model, example_inputs, argument, notes)
+        graph = _record(model, example_inputs, argument, notes, measure)
     modules = dict(model.named_modules(remove_duplicate=False))
     if graph is None:
         found = [dataclasses.replace(info, keep=deliberate(info, model)) for info in described]
@@ -133,6 +136,10 @@ class _Facts:
                 feed = self.flow.feed_of(weight_use.data)
                 note = "used functionally" if info.role != "unknown" else (
                     f"role from its use: {canonical(weight_use.op.name)}")
+        measured = self.graph.moments.get(info.module)
+        if measured is not None and info.is_weight and role not in ("embedding", "norm.weight"):
+            feed = Feed("measured", f"{feed.label} <- {feed.source}", measured)
+            note = "; ".join(n for n in (note, f"input E[x^2] {measured:.4g}, measured") if n)
         offset = 0.0
         if role == "norm.weight":
             offset = self._offset(module, info)
@@ -174,13 +181,13 @@ class _Facts:
 
 
 def _record(model: nn.Module, example_inputs: object, argument: str,
-            notes: list[str]) -> Graph | None:
+            notes: list[str], measure: frozenset[str] = frozenset()) -> Graph | None:
     """One forward pass on `example_inputs` (or a synthesized input) as a graph; None, with a
     note saying why, when no pass can run on a synthesized input."""
     if example_inputs is not None:
         args, kwargs = as_call(example_inputs, argument)
         try:
-            graph, how = trace(model, args, kwargs)
+            graph, how = trace(model, args, kwargs, measure=measure)
         except InitError:
             raise
         except Exception as exc:
@@ -196,7 +203,7 @@ def _record(model: nn.Module, example_inputs: object, argument: str,
                      "unknown and rows are in module order.")
         return None
     try:
-        graph, how = trace(model, synthesized, {})
+        graph, how = trace(model, synthesized, {}, measure=measure)
     except Exception as exc:
         notes.append(f"No forward pass: the synthesized input ({what}) failed with "
                      f"{first_line(exc)}. Activations are unknown and rows are in module "

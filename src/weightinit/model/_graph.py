@@ -83,6 +83,7 @@ class Graph:
         self.outputs: dict[str, list[Node]] = {}  # module name -> output node per call
         self.order: list[str] = []  # parameterized modules by first call
         self.result: list[Node] = []  # nodes of the model's outputs
+        self.moments: dict[str, float] = {}  # measured module -> E[x^2] of its first input
 
     def new(self, kind: str, name: str, tensor: torch.Tensor | None = None,
             **fields: Any) -> Node:
@@ -183,15 +184,17 @@ def owns_parameters(module: nn.Module) -> bool:
 
 def record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
            run: Callable[[tuple[Any, ...], dict[str, Any]], Any], *,
-           grad: bool = False, params: dict[str, torch.Tensor] | None = None
-           ) -> tuple[Graph, Any]:
+           grad: bool = False, params: dict[str, torch.Tensor] | None = None,
+           measure: frozenset[str] = frozenset()) -> tuple[Graph, Any]:
     """Run `run(args, kwargs)` (a forward of `model`); return the graph it made and its result.
 
     Every module with its own parameters is a layer: its output becomes one `layer` node.
     `params` (default: the model's) are the tensors `run` uses as the model's parameters, by
     qualified name: a const node that is one of them says which (`Node.param`), so a weight
-    used functionally is seen where it is consumed. Runs under no_grad unless `grad`. Hooks
-    are removed and the mode popped whatever happens.
+    used functionally is seen where it is consumed. For the modules named in `measure`, the
+    second moment of the first tensor input on the first call is kept (`Graph.moments`; real
+    values only). Runs under no_grad unless `grad`. Hooks are removed and the mode popped
+    whatever happens.
     """
     if params is None:
         params = dict(model.named_parameters())
@@ -205,8 +208,12 @@ def record(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
 
     def pre_hook(module: nn.Module, inputs: Any, kw: Any = None) -> None:
         name = names[module]
-        nodes = tuple(graph.node_of(t) for t in _tensors((inputs, kw or {})))
+        tensors = _tensors((inputs, kw or {}))
+        nodes = tuple(graph.node_of(t) for t in tensors)
         pending.setdefault(name, []).append((nodes, done[0]))
+        if name in measure and name not in graph.moments and tensors and not tensors[
+                0].is_meta and tensors[0].is_floating_point() and tensors[0].numel():
+            graph.moments[name] = float(tensors[0].detach().double().pow(2).mean())
 
     def post_hook(module: nn.Module, inputs: Any, kw: Any, output: Any = None) -> None:
         name = names[module]

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import fnmatch
 import warnings
+from collections.abc import Iterable
 
 from torch import nn
 
-from .._errors import InitError, InitWarning, failure
+from .._errors import InitError, InitWarning, did_you_mean, failure
 from ..random import check_seed
 from ..schemes import Spec
 from ._discovery import Discovery, discover
 from ._info import ParamInfo
 from ._plan import InitPlan, PlanRow
-from ._policy import CALIBRATORS, Policy
+from ._policy import CALIBRATORS, Policy, Rule
 from ._presets import resolve_policy
 from ._probe import unwrap
 
 
 def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0,
-               example_inputs: object = None, dry_run: bool = False) -> InitPlan:
+               example_inputs: object = None, dry_run: bool = False,
+               only: Iterable[str] | None = None) -> InitPlan:
     """Initialize every parameter of `model` by `policy`, and return the plan of what was done.
 
     Discovery runs one forward pass (on the meta device for models of 2**24 parameters or
@@ -41,6 +44,13 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
             tensor. Optional when the first layer makes the input shape obvious; without
             them, when no input can be synthesized, an `InitWarning` says what was lost.
         dry_run: plan only; change nothing.
+        only: initialize just these parameters (qualified names or globs; buffer names are
+            ignored), e.g. the ``missing_keys`` of a checkpoint that lacks a new head; every
+            other parameter is kept. Their layers' inputs are measured on the forward pass
+            (the pretrained features' actual scale), so a new head's outputs have unit
+            variance. Without `only`, a model transformers loaded (its loaded tensors are
+            marked ``_is_hf_initialized``) gets the same: ``"auto"`` keeps what was loaded
+            and measures the inputs of the rest.
 
     Returns:
         The `InitPlan`, one row per parameter (tied parameters once), in execution order.
@@ -71,13 +81,57 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
     seed = check_seed(seed)
     if not isinstance(dry_run, bool):
         raise InitError(f"`dry_run` must be a bool, got {dry_run!r}.")
-    found = discover(model, example_inputs)
+    selected = None if only is None else _select(model, only)
+    fresh = selected if selected is not None else _not_loaded(model)
+    measure = frozenset(name.rpartition(".")[0] for name in fresh)
+    found = discover(model, example_inputs, measure=measure)
     if not found.dataflow and found.params:
         warn_no_dataflow(found, "init_model")
+    if selected is not None:
+        chosen = selected
+
+        def outside(info: ParamInfo) -> bool:
+            return not ({info.name, *info.aliases} & chosen)
+
+        resolved = Policy([Rule(None, when=outside, label="not in `only`: kept"), resolved],
+                          name=resolved.name, strict=resolved.strict)
     plan = build_plan(found, resolved, seed)
     if not dry_run:
         plan.apply(model)
     return plan
+
+
+def _not_loaded(model: nn.Module) -> set[str]:
+    """In a model loaded from a checkpoint by transformers (some parameters marked
+    ``_is_hf_initialized``), the parameters that were not loaded (a new head): their layers'
+    inputs are measured. Empty for a model built from scratch."""
+    params = list(model.named_parameters())
+    loaded = {n for n, p in params if getattr(p, "_is_hf_initialized", False)}
+    return {n for n, _ in params if n not in loaded} if loaded else set()
+
+
+def _select(model: nn.Module, only: Iterable[str]) -> set[str]:
+    """The parameter names `only` selects (names or globs); InitError for a name that is
+    neither a parameter nor a buffer."""
+    names = None if isinstance(only, (str, bytes)) or not isinstance(only, Iterable) else list(
+        only)
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise InitError(
+            f"`only` must be a list of parameter names (or globs), got {only!r:.80}; e.g. the "
+            "missing_keys of from_pretrained(..., output_loading_info=True)."
+        )
+    params = [n for n, _ in model.named_parameters(remove_duplicate=False)]
+    buffers = {n for n, _ in model.named_buffers(remove_duplicate=False)}
+    selected: set[str] = set()
+    for pattern in names:
+        matched = fnmatch.filter(params, pattern)
+        if not matched and pattern not in buffers:
+            raise InitError(
+                f"`only` names {pattern!r}, which is not a parameter of the model."
+                f"{did_you_mean(pattern, params)} Nothing was changed."
+            )
+        selected.update(matched)
+    return selected
 
 
 def warn_no_dataflow(found: Discovery, caller: str) -> None:

@@ -131,13 +131,15 @@ REAL_FIRST_BELOW = 1 << 24
 milliseconds there, while the meta device's first use imports torch._dynamo (about 2 s)."""
 
 
-def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Graph, str]:
+def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *,
+          measure: frozenset[str] = frozenset()) -> tuple[Graph, str]:
     """Record one forward pass without side effects, in one of two ways, the other as the
     fallback: on the meta device (parameters and buffers swapped for meta tensors for the
     call; no memory, no compute), or for real under no_grad on copies of the buffers, with
     the global RNG state restored. Big or non-CPU models try meta first; small CPU models
     try the real pass first. Eval mode either way (no dropout), and every module's train/eval
-    flag restored."""
+    flag restored. `measure`: modules whose input second moment to keep (`Graph.moments`),
+    which needs the real pass, so it is tried first."""
     from torch.func import functional_call
 
     def run_with(tensors: dict[str, torch.Tensor]) -> Any:
@@ -163,10 +165,10 @@ def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
         # Copies of the inputs too: a forward that edits its input in place edits ours.
         mine = tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x,
                         (args, kwargs))
-        return record(model, mine[0], mine[1], run_with(copies))[0]
+        return record(model, mine[0], mine[1], run_with(copies), measure=measure)[0]
 
     ways: list[tuple[str, Callable[[], Graph]]] = [("meta", on_meta), ("real", for_real)]
-    if small:
+    if small or measure:
         ways.reverse()
     sharded = any(is_dtensor(t) for t in state.values())
     if sharded:  # a shard's values are not the tensor's: only the meta probe can see the model
