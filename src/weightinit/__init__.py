@@ -24,6 +24,7 @@ from .model import Rule as Rule
 from .model import init_model as init_model
 from .model import materialize as materialize
 from .model import register_calibrator as _register_calibrator
+from .model import save_initial as save_initial
 from .schemes import BlockConstant as BlockConstant
 from .schemes import Constant as Constant
 from .schemes import DeltaOrthogonal as DeltaOrthogonal
@@ -102,5 +103,6 @@ __all__ = [
     "init_model",
     "lsuv",
     "materialize",
+    "save_initial",
     "spec_from_dict",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -115,6 +116,33 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     Console(width=args.width).print(plan.table())
+    return 0
+
+
+def _cmd_checkpoint(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..model import save_initial
+
+    if args.policy in CALIBRATORS:
+        raise InitError(f"--policy {args.policy} calibrates on data, which needs allocated "
+                        "weights; a seed checkpoint takes a data-free policy such as auto.")
+    with torch.device("meta"):  # the factory allocates nothing
+        model = load_model(args.model)
+    inputs = None
+    if args.input_shape is not None:
+        inputs = (make_input(model, args.input_shape, args.input_dtype),)
+    plan = save_initial(model, args.out, seed=args.seed, policy=args.policy,
+                        example_inputs=inputs)
+    written = sum(math.prod(row.shape) for row in plan.rows)
+    summary = {"out": str(args.out), "parameters": len(plan.rows), "elements": written,
+               "seed": plan.seed, "policy": plan.policy}
+    if args.json:
+        print(json.dumps(summary), file=args.stdout)
+    else:
+        print(f"Wrote {len(plan.rows)} parameters ({written:,} values, seed {plan.seed}, policy "
+              f"{plan.policy!r}) to {args.out}/model.safetensors, and the plan to "
+              f"{args.out}/plan.json.", file=args.stdout)
     return 0
 
 
@@ -281,6 +309,25 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_seed(p, "the keyed streams")
     _add_output(p, "print the plan as JSON")
     p.set_defaults(run=_cmd_plan)
+
+    c = commands.add_parser(
+        "checkpoint", help="write a model's initial weights without materializing it",
+        description="Build a model from a factory on the meta device (nothing allocated), "
+        "plan it as init_model would, and write the initial parameters to OUT/model.safetensors "
+        "one tensor at a time (memory: the largest tensor), with the plan in OUT/plan.json. "
+        "Loading the file into any sharded layout gives what wi.materialize gives there, bit "
+        "for bit. Buffers are not written: the model's own code computes them.",
+        epilog="Example: weightinit checkpoint mypkg.llm:build --out seed-ckpt --seed 1",
+    )
+    _add_model(c)
+    c.add_argument("--out", required=True, metavar="DIR", help="the folder to write to")
+    _add_input(c, "shape of the example batch (on the meta device) for discovery (default: "
+               "inferred from the first Linear, ConvNd or Embedding layer)")
+    c.add_argument("--policy", default="auto", help=_or_list(
+        [f"{name} (default)" if name == "auto" else name for name in PRESETS]))
+    _add_seed(c, "the keyed streams")
+    _add_output(c, "print a JSON summary", table=False)
+    c.set_defaults(run=_cmd_checkpoint)
 
     dg = commands.add_parser(
         "diagnose", help="measure signal propagation through a model; exit 1 on an error",
