@@ -1,6 +1,8 @@
 """`--only materialize`: a GPT (`weightinit.studies.GPT`, --gpt 1.3b or 124m) built on the meta
 device and filled by ``wi.materialize(model, device="cpu", seed=0)``, against torch's default
-construction of the same model on the CPU. Each build runs in a fresh process
+construction of the same model on the CPU, and its seed checkpoint written by
+``wi.save_initial`` from the meta model (peak RSS against its largest tensor). Each build runs in
+a fresh process
 (benchmarks/_construct.py), so that its peak RSS is that model's alone; --reps processes each,
 alternating. Prints median seconds, Mparams/s, peak RSS and its growth over the model's bytes,
 and the ratio default / materialize.
@@ -54,4 +56,13 @@ def run(config: GPTConfig, threads: int, reps: int) -> dict[str, object]:
     print(f"  materialize is {ratio:.2f}x as fast as default construction "
           f"(its one-off warm-up, loading numba and the kernel, not timed: {warm:.1f} s)",
           flush=True)
+    checkpoints = [_construct("checkpoint", config, threads) for _ in range(reps)]
+    largest = checkpoints[0]["largest_tensor_bytes"]
+    grown = statistics.median(r["peak_rss"] - r["rss_before"] for r in checkpoints)
+    took = statistics.median(r["seconds"] for r in checkpoints)
+    summary["checkpoint"] = {"seconds": took, "rss_growth_over_largest_tensor": grown / largest,
+                             "largest_tensor_bytes": largest, "runs": checkpoints}
+    print(f"  wi.save_initial (seed checkpoint from meta) {took:6.2f} s  peak RSS growth "
+          f"{grown / largest:.2f}x its largest tensor ({largest / 2**20:.0f} MiB; the model is "
+          f"{checkpoints[0]['model_bytes'] / largest:.0f}x that)", flush=True)
     return summary

@@ -6,6 +6,9 @@ against its baseline in the same run. Sections (--only NAME runs one; default: a
                as a fraction of `fill_`; a fresh process's first fill (bench_fills.py)
   gpt2         `wi.init_model` on transformers' GPT-2 small vs its construction from the
                config, fresh processes (benchmarks/bench_gpt2.py)
+  construct    transformers' GPT-2 small and a 1.1B Llama built from their configs as
+               transformers does vs `wi.build(cls, config)` (meta, then one `auto` fill),
+               time and peak RSS in fresh processes (bench_construct.py)
   lsuv         `wi.lsuv` vs the PyPI `lsuv` package, installed only for the benchmark from
                benchmarks/requirements-lsuv.txt (benchmarks/bench_lsuv.py)
   diagnose     `wi.diagnose` vs a plain forward + backward on the same model and batch, and a
@@ -32,6 +35,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import bench_construct
 import bench_diagnose
 import bench_fills
 import bench_gpt2
@@ -41,7 +45,7 @@ import bench_shootout
 import torch
 from _common import HERE
 
-SECTIONS = ("fills", "gpt2", "lsuv", "diagnose", "materialize", "shootout")
+SECTIONS = ("fills", "gpt2", "construct", "lsuv", "diagnose", "materialize", "shootout")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("GPT-2 small: wi.init_model vs transformers' construction (fresh processes):",
               flush=True)
         results["gpt2"] = bench_gpt2.run(args.threads, args.reps)
+    if args.only in (None, "construct"):
+        print("construct: transformers' own construction vs wi.build (fresh processes):",
+              flush=True)
+        results["construct"] = bench_construct.run(args.threads, args.reps)
     if args.only in (None, "lsuv"):
         print("LSUV: wi.lsuv vs the PyPI lsuv package (same models, seed and batch):",
               flush=True)

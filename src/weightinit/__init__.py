@@ -21,6 +21,7 @@ from .model import ParamInfo as ParamInfo
 from .model import PlanRow as PlanRow
 from .model import Policy as Policy
 from .model import Rule as Rule
+from .model import build as build
 from .model import init_model as init_model
 from .model import materialize as materialize
 from .model import register_calibrator as _register_calibrator
@@ -96,6 +97,7 @@ __all__ = [
     "ZerO",
     "Zeros",
     "__version__",
+    "build",
     "compute_fans",
     "critical_point",
     "diagnose",

@@ -7,6 +7,7 @@ above (`lsuv`, `diagnose`, `cli`): discovery and plan building, the probe helper
 registries of presets and calibrators.
 """
 
+from ._build import build as build
 from ._checkpoint import save_initial as save_initial
 from ._dataflow import Feed as Feed
 from ._dataflow import is_norm as is_norm
@@ -33,7 +34,7 @@ from ._roles import ROLES as ROLES
 
 __all__ = [
     "CALIBRATORS", "PRESETS", "ROLES", "Discovery", "Feed", "InitPlan", "ParamInfo", "PlanRow",
-    "Policy", "Rule", "build_plan", "check_batch", "discover", "eval_mode", "init_model",
+    "Policy", "Rule", "build", "build_plan", "check_batch", "discover", "eval_mode", "init_model",
     "is_norm", "materialize", "owns_parameters", "record", "register_calibrator",
     "save_initial",
     "synthesize_input", "unwrap",
