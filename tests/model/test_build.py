@@ -38,7 +38,7 @@ def test_build_takes_keyword_arguments_and_a_policy():
 def test_bad_factories_are_refused():
     with pytest.raises(wi.InitError, match="`factory` must be"):
         wi.build(3)
-    with pytest.raises(wi.InitError, match="returned int, not an nn.Module"):
+    with pytest.raises(wi.InitError, match=r"returned int, not an nn\.Module"):
         wi.build(lambda: 3)
 
     def broken():

@@ -16,7 +16,7 @@ from ._materialize import materialize
 from ._policy import Policy
 
 
-def build(factory: Callable[..., nn.Module], *args: Any, device: object = "cpu",
+def build(factory: Callable[..., nn.Module], *args: Any, device: torch.device | str = "cpu",
           seed: int = 0, policy: str | Policy = "auto", example_inputs: object = None,
           **kwargs: Any) -> nn.Module:
     """``factory(*args, **kwargs)`` built on the meta device, then materialized on `device`
