@@ -2,11 +2,15 @@
 
     python _dist_worker.py RANK WORLD PORT OUT_DIR
 
-For each layout: build the small GPT on the meta device, shard it, `wi.materialize` it with seed
-0 and then seed 1, gather every parameter (`full_tensor()`), and have rank 0 save what it
-gathered. Each rank also records how many elements it filled. The test compares the gathered
-tensors with `init_model` in one process. A watchdog ends the process after 240 s whatever
-happens, so a hung collective cannot outlive the test.
+For each layout: build the small GPT (or, for "strided_uneven" and "strided_boxes",
+tests/model/_dist_nets.py's Uneven) on the meta device, shard it, `wi.materialize` it with
+seed 0 and then seed 1, gather every parameter (`full_tensor()`), and have rank 0 save what it
+gathered. Each rank also records how many elements it holds and how many it filled. The test
+compares the gathered tensors with `init_model` in one process. On 4 ranks the torchtitan
+layouts (ColwiseParallel/RowwiseParallel on "tp", then FSDP2 on "dp" of the same 2x2 mesh) must
+give _StridedShard placements, and the worker checks that they do; "strided_boxes" lays out
+_StridedShard placements by hand whose shards are several boxes each. A watchdog ends the
+process after 240 s whatever happens, so a hung collective cannot outlive the test.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import datetime
 import faulthandler
 import json
 import os
+import re
 import sys
 
 faulthandler.dump_traceback_later(240, exit=True)
@@ -24,7 +29,11 @@ import torch.distributed as dist  # noqa: E402
 from torch import nn  # noqa: E402
 
 import weightinit as wi  # noqa: E402
+from weightinit.model._distributed import shard_boxes  # noqa: E402
 from weightinit.studies import gpt  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _dist_nets import TP_PLAN, Uneven  # noqa: E402
 
 SIZE = {"vocab": 97, "context": 16, "width": 30, "layers": 2, "heads": 3}
 
@@ -47,12 +56,46 @@ def tensor_parallel(model: nn.Module, mesh: object) -> None:
     parallelize_module(model, mesh, plan)  # type: ignore[arg-type]
 
 
+def torchtitan_tp(model: nn.Module, mesh: object, styles: dict[str, str]) -> None:
+    """torchtitan's tensor parallelism: ColwiseParallel (weight and bias Shard(0)) and
+    RowwiseParallel (Linear weight Shard(1), bias Replicate; Embedding weight Shard(0))."""
+    from torch.distributed.tensor.parallel import (
+        ColwiseParallel,
+        RowwiseParallel,
+        parallelize_module,
+    )
+
+    kinds = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
+    plan = {name: kinds[kind]() for name, kind in styles.items()}
+    parallelize_module(model, mesh, plan)  # type: ignore[arg-type]
+
+
+def gpt_styles() -> dict[str, str]:
+    return {f"blocks.{i}.{name}": kind for i in range(SIZE["layers"])
+            for name, kind in (("attn.qkv", "colwise"), ("attn.proj", "rowwise"),
+                               ("fc", "colwise"), ("out", "rowwise"))}
+
+
 def fsdp(model: nn.Module, mesh: object) -> None:
     from torch.distributed.fsdp import fully_shard
 
-    for block in model.blocks:  # type: ignore[union-attr]
+    for block in getattr(model, "blocks", []):
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
+
+
+def check_strided(layout: str, model: nn.Module) -> None:
+    """Every parameter that tensor parallelism shards on dim 0 is _StridedShard on "dp"."""
+    from torch.distributed.tensor.placement_types import _StridedShard
+
+    for name, param in model.named_parameters():
+        placements = tuple(getattr(param, "placements", ()))
+        same_dim = len(placements) == 2 and getattr(placements[1], "dim", None) == 0
+        if same_dim and not isinstance(placements[0], _StridedShard):
+            raise AssertionError(f"{layout}: {name} has placements {placements}")
+    if not any(isinstance(getattr(p, "placements", (None,))[0], _StridedShard)
+               for p in model.parameters()):
+        raise AssertionError(f"{layout}: no _StridedShard placement")
 
 
 def layouts(world: int) -> dict[str, nn.Module]:
@@ -72,7 +115,64 @@ def layouts(world: int) -> dict[str, nn.Module]:
         tensor_parallel(model, mesh_2d["tp"])
         fsdp(model, mesh_2d["dp"])
         built["fsdp_tp_2d"] = model
+        model = build()  # torchtitan's layout: FSDP2 shards the dims TP sharded too
+        torchtitan_tp(model, mesh_2d["tp"], gpt_styles())
+        fsdp(model, mesh_2d["dp"])
+        built["strided"] = model
+        with torch.device("meta"):
+            model = Uneven()
+        torchtitan_tp(model, mesh_2d["tp"], TP_PLAN)
+        fsdp(model, mesh_2d["dp"])
+        built["strided_uneven"] = model
+        for layout in ("strided", "strided_uneven"):
+            check_strided(layout, built[layout])
+        built["strided_boxes"] = strided_boxes(mesh_2d)
     return built
+
+
+def strided_boxes(mesh: object) -> nn.Module:
+    """Uneven with _StridedShard placements whose shards are several boxes each (the
+    torchtitan layout gives one box per rank): DTensors on meta, laid out by hand."""
+    from torch.distributed.tensor import DTensor, Replicate, Shard
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+    from torch.distributed.tensor.placement_types import _StridedShard
+
+    def strided(dim: int, factor: int) -> object:
+        return _StridedShard(dim, split_factor=factor)
+
+    layout = {"emb.weight": (Shard(0), strided(0, 2)), "up.weight": (strided(0, 3), Shard(1)),
+              "up.bias": (strided(0, 2), Replicate()), "down.weight": (strided(1, 2), Shard(0)),
+              "down.bias": (Replicate(), strided(0, 2)),
+              "head.weight": (strided(0, 2), strided(1, 2)), "head.bias": (strided(0, 2),
+                                                                           Shard(0))}
+    with torch.device("meta"):
+        model = Uneven()
+    for name, placements in layout.items():
+        module_name, attr = name.rsplit(".", 1)
+        module = model.get_submodule(module_name)
+        shape = getattr(module, attr).shape
+        local_shape, _ = compute_local_shape_and_global_offset(shape, mesh, placements)
+        local = torch.empty(local_shape, device="meta")
+        param = DTensor.from_local(local, mesh, placements, run_check=False, shape=shape,
+                                   stride=torch.empty(shape, device="meta").stride())
+        setattr(module, attr, nn.Parameter(param))
+    return model
+
+
+def replicated_numel(model: nn.Module, world: int) -> int:
+    """Elements of all ranks' shards together: each parameter's numel times how many ranks
+    hold each of its elements."""
+    total = 0
+    for param in model.parameters():
+        copies = world
+        if hasattr(param, "device_mesh"):
+            mesh = param.device_mesh
+            copies = world // mesh.size()
+            for dim, placement in enumerate(param.placements):
+                if placement.is_replicate():
+                    copies *= mesh.size(dim)
+        total += param.numel() * copies
+    return total
 
 
 def refused_placement(world: int) -> str:
@@ -118,14 +218,22 @@ def main() -> None:
             state = gather(model)
             if rank == 0:
                 torch.save(state, os.path.join(out_dir, f"{layout}_seed{seed}.pt"))
-            record[f"{layout}_seed{seed}"] = {"local": local, "notes": list(plan.notes)}
-        if layout == "tp_shard1":  # a joint scheme: each rank builds the whole matrix
+            filled = re.search(r"filled ([\d,]+) local elements", " ".join(plan.notes))
+            assert filled is not None, plan.notes
+            record[f"{layout}_seed{seed}"] = {"local": local, "notes": list(plan.notes),
+                                              "filled": int(filled[1].replace(",", ""))}
+        record[f"{layout}_held"] = replicated_numel(model, world)
+        record[f"{layout}_boxes"] = max(
+            len(shard_boxes(name, p)[1]) for name, p in model.named_parameters()
+            if hasattr(p, "device_mesh"))
+        if layout in ("tp_shard1", "strided"):  # a joint scheme: each rank builds the matrix
             wi.materialize(model, device="cpu", seed=0, policy=ORTHOGONAL)
             state = gather(model)
             if rank == 0:
                 torch.save(state, os.path.join(out_dir, f"{layout}_orthogonal.pt"))
         record[f"{layout}_placements"] = placements
-        record[f"{layout}_tied"] = model.head.weight is model.tokens.weight  # type: ignore
+        if not layout.startswith("strided_"):
+            record[f"{layout}_tied"] = model.head.weight is model.tokens.weight  # type: ignore
     record["refused"] = refused_placement(world)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(record, f)

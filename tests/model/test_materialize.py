@@ -1,10 +1,12 @@
 """wi.materialize: models built on the meta device, allocated and filled bit for bit like
 init_model in one process, sharded over 2 and 4 gloo processes (FSDP2, tensor parallel Shard(1),
-both on a 2-D mesh) or not; buffers recomputed by their module's code or refused by name; bad
-arguments refused with the model unchanged."""
+both on a 2-D mesh, and torchtitan's ColwiseParallel/RowwiseParallel + FSDP2 layout with its
+_StridedShard placements, uneven sizes included) or not; buffers recomputed by their module's
+code or refused by name; bad arguments and failing fills refused with the model unchanged."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -21,14 +23,18 @@ import weightinit as wi
 from weightinit.studies import gpt
 
 WORKER = Path(__file__).with_name("_dist_worker.py")
+_spec = importlib.util.spec_from_file_location("dist_nets", WORKER.with_name("_dist_nets.py"))
+assert _spec is not None and _spec.loader is not None
+dist_nets = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dist_nets)
 SIZE = {"vocab": 97, "context": 16, "width": 30, "layers": 2, "heads": 3}  # as in the worker
 ORTHOGONAL = wi.Policy([wi.Rule(wi.Orthogonal(), role="linear.weight"),
                         wi.Policy.preset("auto")])
 
 
-def reference(seed: int, policy: object = "auto") -> dict[str, torch.Tensor]:
+def reference(seed: int, policy: object = "auto", factory=None) -> dict[str, torch.Tensor]:
     """init_model in this one process on a model built normally on the CPU."""
-    model = gpt(**SIZE)
+    model = gpt(**SIZE) if factory is None else factory()
     wi.init_model(model, policy, seed=seed)  # type: ignore[arg-type]
     return {name: p.detach() for name, p in model.named_parameters()}
 
@@ -81,40 +87,68 @@ def _launch(world: int, out: Path) -> list[dict[str, object]]:
 
 @pytest.fixture(scope="module")
 def references() -> dict[str, dict[str, torch.Tensor]]:
-    return {"seed0": reference(0), "seed1": reference(1), "orthogonal": reference(0, ORTHOGONAL)}
+    return {"seed0": reference(0), "seed1": reference(1), "orthogonal": reference(0, ORTHOGONAL),
+            "uneven_seed0": reference(0, factory=dist_nets.Uneven),
+            "uneven_seed1": reference(1, factory=dist_nets.Uneven)}
+
+
+STRIDED = "(_StridedShard(dim=0, sf=2), Shard(dim=0))"  # FSDP2 on "dp" over TP Shard(0)
 
 
 @pytest.mark.parametrize("world", [2, 4])
 def test_sharded_materialize_equals_one_process(world, tmp_path, references):
     records = _launch(world, tmp_path)
-    layouts = ["fsdp", "tp_shard1"] + (["fsdp_tp_2d"] if world == 4 else [])
-    total = sum(p.numel() for name, p in references["seed0"].items() if name != "head.weight")
+    layouts = ["fsdp", "tp_shard1"] + (
+        ["fsdp_tp_2d", "strided", "strided_uneven", "strided_boxes"] if world == 4 else [])
     for layout in layouts:
+        prefix = "uneven_" if layout.startswith("strided_") else ""
+        total = sum(p.numel() for name, p in references[f"{prefix}seed0"].items()
+                    if name != "head.weight" or prefix)  # the tied head counts once
         placements = records[0][f"{layout}_placements"]
         assert isinstance(placements, dict)
         if layout == "tp_shard1":
             assert placements["blocks.0.fc.weight"] == "(Shard(dim=1),)"
         if layout == "fsdp_tp_2d":
             assert placements["blocks.0.fc.weight"] == "(Shard(dim=0), Shard(dim=1))"
+        if layout == "strided":  # torchtitan: colwise layers strided, rowwise ones not
+            assert placements["blocks.0.fc.weight"] == STRIDED
+            assert placements["blocks.1.attn.qkv.bias"] == STRIDED
+            assert placements["blocks.0.out.weight"] == "(Shard(dim=0), Shard(dim=1))"
+            assert placements["blocks.0.out.bias"] == "(Shard(dim=0), Replicate())"
+        if layout == "strided_uneven":
+            for name in ("emb.weight", "up.weight", "up.bias", "head.weight", "head.bias"):
+                assert placements[name] == STRIDED, name
+        if layout == "strided_boxes":  # shards of several boxes, up to 2 x 2
+            assert placements["head.weight"] == (
+                "(_StridedShard(dim=0, sf=2), _StridedShard(dim=1, sf=2))")
         for seed in (0, 1):
             gathered = torch.load(tmp_path / f"{layout}_seed{seed}.pt")
-            expected = references[f"seed{seed}"]
+            expected = references[f"{prefix}seed{seed}"]
             assert gathered.keys() == expected.keys()
             for name, values in expected.items():
                 assert torch.equal(gathered[name], values), (layout, seed, name)
-            # Each rank filled only what it holds: sharded layouts split the work.
-            local = [r[f"{layout}_seed{seed}"]["local"] for r in records]  # type: ignore
-            assert max(local) < total
+            # Each rank filled exactly what it holds, and the ranks' shares add up to the
+            # parameters times their replicas: sharded layouts split the work.
+            work = [r[f"{layout}_seed{seed}"] for r in records]
+            assert [w["filled"] for w in work] == [w["local"] for w in work]  # type: ignore
+            assert max(w["local"] for w in work) < total  # type: ignore
+            assert sum(w["local"] for w in work) == records[0][f"{layout}_held"]  # type: ignore
             if layout == "fsdp":  # FSDP shards every parameter: the parts add up
-                assert sum(local) == total
-        assert all(r[f"{layout}_tied"] for r in records)
+                assert records[0][f"{layout}_held"] == total
+        if not prefix:
+            assert all(r[f"{layout}_tied"] for r in records)
+        if layout == "strided_boxes":
+            assert max(r[f"{layout}_boxes"] for r in records) == 4  # type: ignore
         first = torch.load(tmp_path / f"{layout}_seed0.pt")
         second = torch.load(tmp_path / f"{layout}_seed1.pt")
-        assert not torch.equal(first["blocks.0.fc.weight"], second["blocks.0.fc.weight"])
-    # A joint scheme on Shard(1): every rank builds the orthogonal matrix and keeps its columns.
-    gathered = torch.load(tmp_path / "tp_shard1_orthogonal.pt")
-    for name, values in references["orthogonal"].items():
-        assert torch.equal(gathered[name], values), name
+        key = "up.weight" if prefix else "blocks.0.fc.weight"
+        assert not torch.equal(first[key], second[key])
+    # A joint scheme on Shard(1) (and on the boxes of _StridedShard): every rank builds the
+    # orthogonal matrix and keeps its slices.
+    for layout in ["tp_shard1"] + (["strided"] if world == 4 else []):
+        gathered = torch.load(tmp_path / f"{layout}_orthogonal.pt")
+        for name, values in references["orthogonal"].items():
+            assert torch.equal(gathered[name], values), (layout, name)
     # A Partial placement is refused by name, with nothing allocated.
     refused = str(records[0]["refused"])
     assert "Parameter 'weight'" in refused and "Partial" in refused

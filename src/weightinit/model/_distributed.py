@@ -62,22 +62,96 @@ def without_forward_hooks(model: nn.Module) -> Iterator[None]:
             setattr(module, kind, hooks)
 
 
-def shard_box(name: str, param: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(local shape, global offset) of a DTensor's shard, or InitError for placements whose
-    shard is not a box of the global tensor."""
+Box = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+"""(start in the local tensor, start in the global tensor, size): one rectangular piece."""
+
+
+def shard_boxes(name: str, param: torch.Tensor) -> tuple[tuple[int, ...], list[Box]]:
+    """(local shape, boxes) of a DTensor's shard on this rank: the local tensor is the union of
+    the boxes, each a rectangular slice of the global tensor. InitError for placements whose
+    shard is not such a union (Partial, ...)."""
     from torch.distributed.tensor import Replicate, Shard
-    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+    from torch.distributed.tensor.placement_types import _StridedShard
 
     placements = tuple(param.placements)  # type: ignore[attr-defined]
     for placement in placements:
-        if not (type(placement) is Shard or isinstance(placement, Replicate)):
+        if type(placement) not in (Shard, _StridedShard) and not isinstance(placement,
+                                                                              Replicate):
             raise InitError(
                 f"Parameter {name!r} (shape {tuple(param.shape)}) has placements {placements}: "
-                f"its local part under {placement} is not one rectangular slice of the tensor, "
-                "so it cannot be filled from the global stream. materialize supports Shard(d) "
-                "and Replicate on any mesh (FSDP2, tensor parallelism): lay the parameter out "
-                "with those, materialize, then redistribute it."
+                f"its local part under {placement} is not made of slices of the tensor, so it "
+                "cannot be filled from the global stream. materialize supports Shard(d), "
+                "_StridedShard(d) (FSDP2 over tensor parallelism) and Replicate on any mesh: "
+                "lay the parameter out with those, materialize, then redistribute it."
             )
-    shape, offset = compute_local_shape_and_global_offset(
-        param.shape, param.device_mesh, placements)  # type: ignore[attr-defined]
-    return tuple(int(d) for d in shape), tuple(int(o) for o in offset)
+    mesh = param.device_mesh  # type: ignore[attr-defined]
+    coordinate = mesh.get_coordinate()
+    if coordinate is None:  # this rank is not in the mesh: it holds nothing
+        return (0,), []
+    return local_boxes(tuple(param.shape), tuple(mesh.shape), tuple(coordinate), placements)
+
+
+def local_boxes(shape: tuple[int, ...], mesh_shape: tuple[int, ...],
+                coordinate: tuple[int, ...], placements: tuple[object, ...]
+                ) -> tuple[tuple[int, ...], list[Box]]:
+    """(local shape, boxes) of the rank at `coordinate` of a mesh of `mesh_shape`, for a global
+    tensor of `shape` laid out by `placements` (Shard, _StridedShard or Replicate).
+
+    DTensor's semantics, replayed on runs of global indices: the placements apply left to
+    right; Shard(d) keeps chunk `coordinate[mesh_dim]` of the current indices of dim d as
+    ``torch.chunk`` cuts them (trailing chunks may be short or empty); _StridedShard(d,
+    split_factor=s) first cuts them into s chunks the same way, cuts each of those into one
+    chunk per rank, and keeps the concatenation of this rank's pieces (torch's
+    ``_StridedShard._split_tensor``). Each dim ends as a list of runs of consecutive global
+    indices; the boxes are their products."""
+    runs: list[list[tuple[int, int]]] = [[(0, n)] if n else [] for n in shape]
+    for mesh_dim, placement in enumerate(placements):
+        dim = getattr(placement, "dim", None)
+        if dim is None:  # Replicate
+            continue
+        dim = int(dim) % len(shape)
+        current = runs[dim]
+        total = sum(length for _, length in current)
+        factor = int(getattr(placement, "split_factor", 1))
+        kept: list[tuple[int, int]] = []
+        for lo, hi in _chunk(total, factor):
+            start, stop = _chunk(hi - lo, mesh_shape[mesh_dim])[coordinate[mesh_dim]]
+            kept.extend(_select(current, lo + start, lo + stop))
+        runs[dim] = _merged(kept)
+    local = tuple(sum(length for _, length in dim_runs) for dim_runs in runs)
+    boxes: list[Box] = [((), (), ())]
+    for dim_runs in runs:
+        placed, position = [], 0
+        for start, length in dim_runs:
+            placed.append((position, start, length))
+            position += length
+        boxes = [((*a, p), (*b, g), (*c, n)) for a, b, c in boxes for p, g, n in placed]
+    return local, boxes
+
+
+def _chunk(size: int, chunks: int) -> list[tuple[int, int]]:
+    """[start, stop) of each of `chunks` pieces of range(size), as ``torch.chunk`` cuts them
+    (pieces of ceil(size / chunks); the trailing ones short or empty)."""
+    step = -(-size // chunks)
+    return [(min(i * step, size), min((i + 1) * step, size)) for i in range(chunks)]
+
+
+def _select(runs: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    """Positions [lo, hi) of the index sequence that `runs` (start, length) spell, as runs."""
+    out, position = [], 0
+    for start, length in runs:
+        a, b = max(lo, position), min(hi, position + length)
+        if a < b:
+            out.append((start + a - position, b - a))
+        position += length
+    return out
+
+
+def _merged(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, length in runs:
+        if out and out[-1][0] + out[-1][1] == start:
+            out[-1] = (out[-1][0], out[-1][1] + length)
+        else:
+            out.append((start, length))
+    return out
