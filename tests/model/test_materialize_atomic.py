@@ -173,3 +173,13 @@ def test_local_boxes_are_torchs_placement_semantics():
                 assert torch.equal(held, expected), (shape, placements, coordinate)
                 most = max(most, boxes)
     assert most == 6  # e.g. _StridedShard(0, 3) x _StridedShard(1, 2): 3 x 2 boxes
+
+
+def test_a_parametrized_meta_model_is_refused_before_allocating():
+    from torch.nn.utils.parametrizations import weight_norm
+
+    with torch.device("meta"):
+        model = nn.Sequential(weight_norm(nn.Linear(8, 16)), nn.ReLU(), nn.Linear(16, 4))
+    with pytest.raises(wi.InitError, match="'0.weight' is computed by a parametrization"):
+        wi.materialize(model, device="cpu")
+    assert all(p.is_meta for p in model.parameters())

@@ -368,6 +368,14 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
         if is_dtensor(param):
             shard_boxes(name, param)  # refuse unsupported placements before discovery
     plan = build_plan(discover(model, example_inputs), resolved, seed)
+    parametrized = [row.name for row in plan.rows if row.name not in params]
+    if parametrized:
+        raise InitError(
+            f"{parametrized[0]!r} is computed by a parametrization (weight_norm, spectral_norm, "
+            "...), which materialize cannot allocate through: materialize the model first, "
+            "then register the parametrization (or build it for real and call "
+            "wi.init_model). Nothing was allocated."
+        )
     unfilled = [f"{row.name!r} (shape {row.shape}, role {row.role!r})" for row in plan.rows
                 if row.spec is None and is_meta(params[row.name])]
     if unfilled:
