@@ -194,6 +194,32 @@ def refused_placement(world: int) -> str:
     return "not refused"
 
 
+def matches_checkpoint(model: nn.Module, out_dir: str) -> bool | None:
+    """Whether every local box of every parameter equals the same box of the seed checkpoint
+    the test wrote with wi.save_initial (seed 0) from the one-process meta model; None for a
+    layout of another model."""
+    from safetensors.torch import load_file
+
+    saved = load_file(os.path.join(out_dir, "seed", "model.safetensors"))
+    params = dict(model.named_parameters())
+    if set(params) != set(saved):
+        return None
+    for name, param in params.items():
+        if not hasattr(param, "device_mesh"):
+            if not torch.equal(param.detach(), saved[name]):
+                return False
+            continue
+        _, boxes = shard_boxes(name, param)
+        values = param._local_tensor  # type: ignore[attr-defined]
+        for start, offset, size in boxes:
+            mine = values[tuple(slice(s, s + n) for s, n in zip(start, size, strict=True))]
+            theirs = saved[name][tuple(slice(o, o + n) for o, n in zip(offset, size,
+                                                                       strict=True))]
+            if not torch.equal(mine, theirs):
+                return False
+    return True
+
+
 def gather(model: nn.Module) -> dict[str, torch.Tensor]:
     out = {}
     for name, param in model.named_parameters():
@@ -213,6 +239,8 @@ def main() -> None:
                       for name, p in model.named_parameters()}
         for seed in (0, 1):
             plan = wi.materialize(model, device="cpu", seed=seed)
+            if seed == 0:
+                record[f"{layout}_matches_seed_checkpoint"] = matches_checkpoint(model, out_dir)
             local = sum((p._local_tensor if hasattr(p, "_local_tensor") else p).numel()
                         for p in model.parameters())
             state = gather(model)

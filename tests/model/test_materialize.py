@@ -97,6 +97,9 @@ STRIDED = "(_StridedShard(dim=0, sf=2), Shard(dim=0))"  # FSDP2 on "dp" over TP 
 
 @pytest.mark.parametrize("world", [2, 4])
 def test_sharded_materialize_equals_one_process(world, tmp_path, references):
+    # A seed checkpoint written from the meta model in this one process: every layout's
+    # local boxes must equal the same boxes of it (the workers check, for seed 0).
+    wi.save_initial(on_meta(gpt, **SIZE), tmp_path / "seed", seed=0)
     records = _launch(world, tmp_path)
     layouts = ["fsdp", "tp_shard1"] + (
         ["fsdp_tp_2d", "strided", "strided_uneven", "strided_boxes"] if world == 4 else [])
@@ -121,6 +124,8 @@ def test_sharded_materialize_equals_one_process(world, tmp_path, references):
         if layout == "strided_boxes":  # shards of several boxes, up to 2 x 2
             assert placements["head.weight"] == (
                 "(_StridedShard(dim=0, sf=2), _StridedShard(dim=1, sf=2))")
+        expected = None if layout.startswith("strided_") else True  # the GPT's layouts
+        assert all(r[f"{layout}_matches_seed_checkpoint"] is expected for r in records), layout
         for seed in (0, 1):
             gathered = torch.load(tmp_path / f"{layout}_seed{seed}.pt")
             expected = references[f"{prefix}seed{seed}"]

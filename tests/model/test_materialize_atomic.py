@@ -180,6 +180,6 @@ def test_a_parametrized_meta_model_is_refused_before_allocating():
 
     with torch.device("meta"):
         model = nn.Sequential(weight_norm(nn.Linear(8, 16)), nn.ReLU(), nn.Linear(16, 4))
-    with pytest.raises(wi.InitError, match="'0.weight' is computed by a parametrization"):
+    with pytest.raises(wi.InitError, match=r"'0\.weight' is computed by a parametrization"):
         wi.materialize(model, device="cpu")
     assert all(p.is_meta for p in model.parameters())
