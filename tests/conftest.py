@@ -4,8 +4,11 @@ slow each other 10-100x); tests about threads set their own count and restore it
 tests/model/nets.py (small networks with a known architecture) is importable as `model_nets`,
 tests/random/streams.py (the keyed-stream cases) as `random_streams`, tests/random/reference.py
 (stream v2 in plain Python) as `stream_reference`, tests/report/demo_results.py
-(a fabricated demo results dict) as `report_demo_results`, and tests/_browser.py (a headless
-Chromium and a tag parser for the HTML reports) as `weightinit_test_browser`: pytest runs with
+(a fabricated demo results dict) as `report_demo_results`, tests/_browser.py (a headless
+Chromium and a tag parser for the HTML reports) as `weightinit_test_browser`,
+tests/diagnose/structure_nets.py (transformer-shaped nets initialized by hand) as
+`diagnose_structure_nets`, and tests/zoo/models.py (the architectures) and tests/zoo/measure.py
+(RMS and finiteness on one forward) as `zoo_models` and `zoo_measure`: pytest runs with
 --import-mode=importlib, so test folders are not on sys.path."""
 
 import importlib.util
@@ -34,6 +37,9 @@ _register("weightinit_test_browser", Path(__file__).parent / "_browser.py")
 _register("random_streams", Path(__file__).parent / "random" / "streams.py")
 _register("stream_reference", Path(__file__).parent / "random" / "reference.py")
 _register("report_demo_results", Path(__file__).parent / "report" / "demo_results.py")
+_register("diagnose_structure_nets", Path(__file__).parent / "diagnose" / "structure_nets.py")
+_register("zoo_models", Path(__file__).parent / "zoo" / "models.py")
+_register("zoo_measure", Path(__file__).parent / "zoo" / "measure.py")
 
 
 @pytest.fixture(autouse=True)

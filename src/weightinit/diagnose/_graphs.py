@@ -14,6 +14,8 @@ from typing import Any
 
 from torch.utils._pytree import tree_flatten
 
+from ..model import iter_ancestors
+
 _RENAMES = {"iadd": "add", "radd": "add"}
 _MAX_WALK = 256  # ops looked through between two layers, at most
 
@@ -66,7 +68,7 @@ class Pass:
         # no gradient and is not part of any path.
         self.live: set[int] = set()
         if graph.result:
-            self.live = {n.id for n in _ancestors(graph.result[0])}
+            self.live = {n.id for n in iter_ancestors(graph.result[0])}
         # The innermost module with parameters whose call returned each node (a container's
         # output is an op node: a mixture of experts ends in a sum).
         self.made_by: dict[int, str] = {}
@@ -218,18 +220,6 @@ class LookupSum:
     per_sample: tuple[bool, bool]
 
 
-def _ancestors(node: Any) -> Iterable[Any]:
-    seen = {node.id}
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        for parent in current.inputs:
-            if parent.id not in seen:
-                seen.add(parent.id)
-                stack.append(parent)
-
-
 def _descends(node: Any, ancestor: Any) -> bool:
     """Whether `node` is computed from `ancestor` (ids bound the search from below)."""
     seen = {node.id}
@@ -259,12 +249,12 @@ def _split(a: Any, b: Any, norms: set[str]) -> tuple[Any, Any] | None:
     elif _descends(a, b):
         shortcut, branch = b, a
     else:
-        anc_a = {n.id: n for n in _ancestors(a)}
-        anc_b = {n.id: n for n in _ancestors(b)}
+        anc_a = {n.id: n for n in iter_ancestors(a)}
+        anc_b = {n.id: n for n in iter_ancestors(b)}
         common = anc_a.keys() & anc_b.keys()
         if not common:
             return None  # two independent inputs: a merge, not a residual add
-        base = {n.id for n in _ancestors(anc_a[max(common)])}
+        base = {n.id for n in iter_ancestors(anc_a[max(common)])}
         if not any(anc_a[i].kind == "input" for i in base):
             return None  # both from a buffer (position ids): embeddings summed, not a stream
         layers_a = _layers((n for i, n in anc_a.items() if i not in base), norms)
@@ -274,7 +264,7 @@ def _split(a: Any, b: Any, norms: set[str]) -> tuple[Any, Any] | None:
         if len(layers_b) < len(layers_a) and len(layers_b) <= 1:
             return b, a
         return None
-    inside = [n for n in _ancestors(branch) if n.id > shortcut.id]
+    inside = [n for n in iter_ancestors(branch) if n.id > shortcut.id]
     if not any(n.kind == "layer" for n in inside):
         return None  # x + f(x) with no layer in f: an activation's own arithmetic (RoPE)
     return shortcut, branch

@@ -13,6 +13,7 @@ from ._dataflow import Feed as Feed
 from ._dataflow import is_norm as is_norm
 from ._discovery import Discovery as Discovery
 from ._discovery import discover as discover
+from ._graph import iter_ancestors as iter_ancestors
 from ._graph import owns_parameters as owns_parameters
 from ._graph import record as record
 from ._info import ParamInfo as ParamInfo
@@ -35,7 +36,6 @@ from ._roles import ROLES as ROLES
 __all__ = [
     "CALIBRATORS", "PRESETS", "ROLES", "Discovery", "Feed", "InitPlan", "ParamInfo", "PlanRow",
     "Policy", "Rule", "build", "build_plan", "check_batch", "discover", "eval_mode", "init_model",
-    "is_norm", "materialize", "owns_parameters", "record", "register_calibrator",
-    "save_initial",
-    "synthesize_input", "unwrap",
+    "is_norm", "iter_ancestors", "materialize", "owns_parameters", "record",
+    "register_calibrator", "save_initial", "synthesize_input", "unwrap",
 ]
