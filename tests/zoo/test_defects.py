@@ -346,3 +346,20 @@ def test_activation_checkpoint_wrappers_do_not_change_keys():
     assert plan.rows[0].key == "0.weight"
     for (name, a), b in zip(bare.named_parameters(), wrapped.parameters(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_ddp_wrapper_is_transparent(tmp_path):
+    import torch.distributed as dist
+
+    bare = _mlp()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        wrapped = nn.parallel.DistributedDataParallel(_mlp())
+        plan = wi.init_model(wrapped, seed=4, example_inputs=(torch.randn(3, 16),))
+    finally:
+        dist.destroy_process_group()
+    wi.init_model(bare, seed=4)
+    assert [row.name for row in plan] == [n for n, _ in bare.named_parameters()]  # no module.
+    for (name, a), b in zip(bare.named_parameters(), wrapped.module.parameters(), strict=True):
+        assert torch.equal(a, b), name
