@@ -238,3 +238,23 @@ def test_small_cpu_models_are_probed_for_real_big_ones_on_meta(monkeypatch):
     assert meta.notes[0].startswith("Dataflow from one forward pass (meta)")
     assert [(r.name, r.activation, r.source, r.residual, r.spec) for r in real] == [
         (r.name, r.activation, r.source, r.residual, r.spec) for r in meta]
+
+
+def test_the_probe_puts_python_and_numpy_rng_back():
+    import random
+
+    import numpy as np
+
+    class Noisy(nn.Module):  # draws from the global generators in its forward
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x) * (random.random() + float(np.random.rand()))  # noqa: NPY002
+
+    python, numpy = random.getstate(), np.random.get_state()  # noqa: NPY002
+    wi.init_model(Noisy(), dry_run=True)
+    assert random.getstate() == python
+    after = np.random.get_state()  # noqa: NPY002
+    assert after[0] == numpy[0] and (after[1] == numpy[1]).all() and after[2:] == numpy[2:]

@@ -178,7 +178,7 @@ def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *,
     eager = _eager_compiled(model)
     devices = sorted({t.device.index or 0 for t in state.values() if t.device.type == "cuda"})
     with eval_mode(model), warnings.catch_warnings(), torch.random.fork_rng(devices=devices), \
-            hooks, eager:
+            hooks, eager, _python_and_numpy_rng():
         warnings.simplefilter("ignore")  # the probe's warnings are not the user's
         try:
             return ways[0][1](), ways[0][0]
@@ -190,6 +190,28 @@ def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *,
             except Exception as second:
                 # Say what the real pass said: a meta tensor's complaint explains nothing.
                 raise (first if ways[0][0] == "real" else second) from None
+
+
+@contextlib.contextmanager
+def _python_and_numpy_rng() -> Iterator[None]:
+    """Python's and NumPy's global RNG states, put back afterwards: a forward that draws from
+    them (data augmentation inside a model, a stochastic layer) must not advance the user's."""
+    import random
+
+    python = random.getstate()
+    numpy = None
+    try:
+        import numpy as np
+
+        numpy = np.random.get_state()  # noqa: NPY002 (the legacy global state is the user's)
+    except ImportError:  # numpy is optional for torch
+        np = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        if np is not None and numpy is not None:
+            np.random.set_state(numpy)
 
 
 def _eager_compiled(model: nn.Module) -> contextlib.AbstractContextManager[Any]:
