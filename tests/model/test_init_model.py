@@ -373,3 +373,21 @@ def test_attention_key_and_value_projections_get_their_own_feeds():
     assert plan["mha.q_proj_weight"].activation == "linear"
     assert plan["mha.k_proj_weight"].activation == "relu"
     assert plan["mha.v_proj_weight"].activation == "tanh"
+
+
+def test_parameters_that_share_memory_are_refused():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 8), nn.Linear(4, 4)
+            self.b.weight = nn.Parameter(self.a.weight.data[:4])  # a view of a's, not a tie
+
+        def forward(self, x):
+            return self.a(x).sum(-1, keepdim=True) + self.b(x)
+
+    model = Two()
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    with pytest.raises(wi.InitError, match=r"'a\.weight' and 'b\.weight' share memory"):
+        wi.init_model(model, example_inputs=(torch.randn(2, 4),))
+    for name, param in model.named_parameters():
+        assert torch.equal(param, before[name]), name

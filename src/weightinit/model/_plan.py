@@ -274,6 +274,7 @@ class InitPlan:
                     f"Parameter {row.name!r} is on the meta device (no memory to fill); "
                     "wi.materialize(model, device='cpu') allocates and initializes it."
                 )
+        _refuse_shared_memory(params, self.rows)
         fresh: list[tuple[torch.Tensor, torch.Tensor]] = []  # (destination, values)
         reparametrized = []
         for row in self.rows:
@@ -301,6 +302,31 @@ class InitPlan:
             for plist in reparametrized:
                 _restart_power_iteration(plist)
         return self
+
+
+def _refuse_shared_memory(params: Mapping[str, torch.Tensor], rows: Sequence[PlanRow]) -> None:
+    """InitError when two different parameters the plan fills share memory (one made from a
+    slice of the other): filling one would silently overwrite part of the other."""
+    owners: dict[int, str] = {}
+    seen: set[int] = set()
+    for row in rows:
+        param = params.get(row.name)
+        if (row.spec is None or param is None or id(param) in seen or param.numel() == 0
+                or param.device.type == "meta"):
+            continue
+        seen.add(id(param))
+        try:
+            storage = param.untyped_storage().data_ptr()
+        except (RuntimeError, NotImplementedError):  # no plain storage (a tensor subclass)
+            continue
+        if storage in owners:
+            raise InitError(
+                f"Parameters {owners[storage]!r} and {row.name!r} share memory (one was made "
+                "from a slice of the other), so filling one would overwrite part of the other. "
+                "Give one of them its own storage (.clone()), or tie them as the same "
+                "nn.Parameter. No parameter was changed."
+            )
+        owners[storage] = row.name
 
 
 def _parametrized(model: nn.Module, name: str) -> Any:
