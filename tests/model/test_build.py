@@ -47,3 +47,8 @@ def test_bad_factories_are_refused():
     with pytest.raises(wi.InitError, match="Building broken on the meta device failed: "
                                            "RuntimeError: out of ideas"):
         wi.build(broken)
+
+
+def test_an_instance_is_not_a_factory():
+    with pytest.raises(wi.InitError, match="already built"):
+        wi.build(nn.Linear(4, 4))

@@ -109,3 +109,26 @@ def test_the_cli_writes_the_checkpoint_of_a_factory(tmp_path, capsys):
         assert torch.equal(value, reference[name]), name
     assert main(["checkpoint", f"{factory}:build", "--out", str(out), "--policy", "lsuv"]) == 1
     assert "calibrates on data" in capsys.readouterr().err
+
+
+def test_zero_dim_parameters_and_failures_leave_no_partial_file(tmp_path):
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.gain = nn.Parameter(torch.tensor(2.0))  # 0-d, kept with its value
+
+        def forward(self, x):
+            return self.fc(x) * self.gain
+
+    wi.save_initial(Scaled(), tmp_path / "a")
+    saved = load_file(tmp_path / "a" / "model.safetensors")
+    assert saved["gain"].shape == () and float(saved["gain"]) == 2.0
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    model = nn.Sequential(spectral_norm(nn.Linear(4, 4)))
+    with pytest.raises(wi.InitError, match="spectral_norm's power iteration"):
+        wi.save_initial(model, tmp_path / "b")
+    assert not (tmp_path / "b" / ".model.safetensors.partial").exists()
+    with pytest.raises(wi.InitError, match="`path` must be a folder path"):
+        wi.save_initial(model, 123)

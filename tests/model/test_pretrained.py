@@ -78,3 +78,21 @@ def test_only_takes_globs_and_ignores_buffers(loaded):
                          example_inputs=inputs, dry_run=True)
     assert [row.name for row in plan if not row.kept] == ["classifier.weight",
                                                             "classifier.bias"]
+
+
+def test_only_with_parametrizations_strict_policies_and_calibrators():
+    from torch import nn
+    from torch.nn.utils.parametrizations import weight_norm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), weight_norm(nn.Linear(8, 4)))
+    by_state_dict = wi.init_model(model, only=["2.parametrizations.weight.original1"],
+                                  dry_run=True)
+    by_plan_name = wi.init_model(model, only=["2.weight"], dry_run=True)
+    for plan in (by_state_dict, by_plan_name):
+        assert [row.name for row in plan if not row.kept] == ["2.weight"]
+    strict = wi.Policy([wi.Rule(wi.Zeros(), role="*.bias"), wi.Rule(wi.LeCun())], strict=True)
+    plan = wi.init_model(model, strict, only=["0.*", "2.*"], dry_run=True)  # all selected
+    assert not any(row.kept for row in plan)
+    with pytest.raises(wi.InitError, match="`only` is not supported"):
+        wi.init_model(model, "lsuv", only=["0.weight"], example_inputs=torch.randn(4, 4))

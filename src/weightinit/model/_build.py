@@ -21,7 +21,11 @@ def build(factory: Callable[..., nn.Module], *args: Any, device: torch.device | 
           **kwargs: Any) -> nn.Module:
     """``factory(*args, **kwargs)`` built on the meta device, then materialized on `device`
     by `policy`: the same bits as building it for real and calling
-    ``wi.init_model(model, policy, seed=seed)``, without allocating or initializing it twice.
+    ``wi.init_model(model, policy, seed=seed)``, without allocating or initializing it twice,
+    except where `auto` keeps the model's own values: on the meta device there are none, so
+    a parameter `auto` would keep (Mamba's ``A_log``, a learned scale) is refused by name,
+    and a bias the model sets to a deliberate offset cannot be seen and gets auto's rule.
+    Give such parameters a rule, or build for real and call `init_model`.
 
     It replaces ``with accelerate.init_empty_weights(): model = ...`` (or transformers'
     ``no_init_weights``) followed by ``model.to_empty(device=...)`` and an init pass of your
@@ -43,6 +47,11 @@ def build(factory: Callable[..., nn.Module], *args: Any, device: torch.device | 
     Example:
         >>> model = wi.build(transformers.LlamaForCausalLM, config, device="cuda")
     """
+    if isinstance(factory, nn.Module):
+        raise InitError(
+            f"`factory` is an instance of {type(factory).__name__}, already built: pass the "
+            "class (or a function) and its arguments, or call wi.init_model on the instance."
+        )
     if not callable(factory):
         raise InitError(f"`factory` must be a model class or a function returning an "
                         f"nn.Module, got {type(factory).__name__} {factory!r:.80}.")

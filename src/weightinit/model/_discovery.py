@@ -16,7 +16,7 @@ from ._info import ParamInfo
 from ._keep import deliberate, structured
 from ._norms import norm_offset
 from ._ops import canonical
-from ._probe import as_call, synthesize_input, trace
+from ._probe import as_call, input_candidates, synthesize_input, trace
 from ._roles import describe_parameters
 from ._structure import embedding_groups, query_factors, routers, score_biases
 from ._uses import Use, parameter_uses
@@ -78,8 +78,12 @@ class _Facts:
         self.score_biases = score_biases(graph, embeddings)
         self.stream_dims: dict[str, int] = {}
         tied = {}  # every module holding an output-tied embedding -> its dim
+        self.tied_functionally = {
+            info.name for info in described if info.role == "embedding" and any(
+                u.slot == "weight" for u in self.uses.get(info.name, []))}
         for info in described:
-            if info.tied_output and len(info.shape) == 2:
+            if (info.tied_output or info.name in self.tied_functionally) and len(
+                    info.shape) == 2:
                 for name in (info.name, *info.aliases):
                     tied[name.rpartition(".")[0]] = info.shape[1]
         for group in embedding_groups(graph, embeddings):
@@ -129,7 +133,9 @@ class _Facts:
         if weight_use is not None and (role == "unknown" or feed.label == "unused"):
             # Used functionally: the op that consumes it says what it is and what feeds it.
             if role == "unknown":
-                kind = "conv" if canonical(weight_use.op.name).startswith("conv") else "linear"
+                op = canonical(weight_use.op.name)
+                kind = ("conv_transpose" if op.startswith("conv_transpose") else
+                        "conv" if op.startswith("conv") else "linear")
                 role = f"{kind}.{'weight' if weight_use.slot == 'weight' else 'bias'}"
                 fans = weight_use.fans
             if weight_use.data is not None:
@@ -149,6 +155,7 @@ class _Facts:
             factor_note = f"attention scores lack 1/sqrt({dim}): std x {factor:.4g}"
         info = dataclasses.replace(
             info, role=role, fans=fans, feed=feed,
+            tied_output=info.tied_output or info.name in self.tied_functionally,
             note="; ".join(n for n in (note, factor_note) if n),
             residual_end=(info.is_weight and role != "embedding" and info.name in self.ends),
             n_residual=self.flow.n_residual,
@@ -197,18 +204,36 @@ def _record(model: nn.Module, example_inputs: object, argument: str,
         notes.append(f"Dataflow from one forward pass ({how}) on {argument}.")
         return graph
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    synthesized, what = synthesize_input(model, "meta" if device.type == "meta" else device)
-    if synthesized is None:
-        notes.append(f"No forward pass ({what}); pass example_inputs=. Activations are "
-                     "unknown and rows are in module order.")
+    target = "meta" if device.type == "meta" else device
+    synthesized, what = synthesize_input(model, target)
+    # The first registered layer is not always the first one called (fc2 defined before
+    # fc1): each candidate's input is tried, and kept when its layer is the first called; else
+    # the first registered layer's, when it makes the input shape obvious and its input ran.
+    chosen: tuple[Graph, str, str] | None = None
+    fallback: tuple[Graph, str, str] | None = None
+    failed: tuple[str, BaseException] | None = None
+    for index, (name, args, made) in enumerate(input_candidates(model, target)):
+        try:
+            graph, how = trace(model, args, {}, measure=measure)
+        except Exception as exc:
+            failed = failed or (made, exc)
+            continue
+        if graph.order[:1] == [name]:
+            chosen = (graph, how, made)
+            break
+        if index == 0 and synthesized is not None:
+            fallback = (graph, how, made)
+    chosen = chosen or fallback
+    if chosen is None:
+        if failed is None:
+            notes.append(f"No forward pass ({what}); pass example_inputs=. Activations are "
+                         "unknown and rows are in module order.")
+        else:
+            notes.append(f"No forward pass: the synthesized input ({failed[0]}) failed with "
+                         f"{first_line(failed[1])}. Activations are unknown and rows are in "
+                         "module order; pass example_inputs= to fix this.")
         return None
-    try:
-        graph, how = trace(model, synthesized, {}, measure=measure)
-    except Exception as exc:
-        notes.append(f"No forward pass: the synthesized input ({what}) failed with "
-                     f"{first_line(exc)}. Activations are unknown and rows are in module "
-                     "order; pass example_inputs= to fix this.")
-        return None
+    graph, how, what = chosen
     notes.append(f"Dataflow from one forward pass ({how}) on a synthesized input: {what}.")
     return graph
 

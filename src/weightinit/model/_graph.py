@@ -30,6 +30,10 @@ _IGNORED = frozenset({
 })
 
 
+# Tensor attributes that are views of the tensor (read through `__get__`).
+_TENSOR_PROPERTIES = frozenset({"T", "mT", "H", "mH", "data"})
+
+
 @dataclasses.dataclass(eq=False)
 class Node:
     """One tensor produced during the pass (or a graph input).
@@ -145,6 +149,10 @@ class _Recorder(TorchFunctionMode):
                            kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         name = _func_name(func)
+        if name == "__get__":  # w.T, w.mT, w.data: a view of a tensor, recorded as a layout op
+            name = str(getattr(getattr(func, "__self__", None), "__name__", ""))
+            if name not in _TENSOR_PROPERTIES:
+                return func(*args, **kwargs)
         if name in _IGNORED:
             return func(*args, **kwargs)
         graph = self.graph

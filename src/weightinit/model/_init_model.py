@@ -14,7 +14,7 @@ from ..schemes import Spec
 from ._discovery import Discovery, discover
 from ._info import ParamInfo
 from ._plan import InitPlan, PlanRow
-from ._policy import CALIBRATORS, Policy, Rule
+from ._policy import CALIBRATORS, Policy
 from ._presets import resolve_policy
 from ._probe import unwrap
 
@@ -47,10 +47,12 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
         only: initialize just these parameters (qualified names or globs; buffer names are
             ignored), e.g. the ``missing_keys`` of a checkpoint that lacks a new head; every
             other parameter is kept. Their layers' inputs are measured on the forward pass
-            (the pretrained features' actual scale), so a new head's outputs have unit
-            variance. Without `only`, a model transformers loaded (its loaded tensors are
-            marked ``_is_hf_initialized``) gets the same: ``"auto"`` keeps what was loaded
-            and measures the inputs of the rest.
+            (the pretrained features' actual scale: pass `example_inputs` from your data), so
+            a new head's outputs have unit variance; measuring needs real values, so this
+            pass runs for real (under no_grad) whatever the model's size. Without `only`, a
+            model transformers loaded (its loaded tensors are marked ``_is_hf_initialized``)
+            gets the same: ``"auto"`` keeps what was loaded and measures the inputs of the
+            rest.
 
     Returns:
         The `InitPlan`, one row per parameter (tied parameters once), in execution order.
@@ -68,6 +70,12 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
     model = unwrap(model)
     if isinstance(policy, str) and policy in CALIBRATORS:
         seed = check_seed(seed)
+        if only is not None:
+            raise InitError(
+                f"Policy {policy!r} calibrates the whole model on data; `only` is not "
+                "supported with it. Initialize the new parameters with policy='auto' and "
+                "only=..., then calibrate if you want to."
+            )
         if example_inputs is None:
             raise InitError(f"Policy {policy!r} calibrates on data: pass example_inputs=batch.")
         if dry_run:
@@ -87,15 +95,7 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
     found = discover(model, example_inputs, measure=measure)
     if not found.dataflow and found.params:
         warn_no_dataflow(found, "init_model")
-    if selected is not None:
-        chosen = selected
-
-        def outside(info: ParamInfo) -> bool:
-            return not ({info.name, *info.aliases} & chosen)
-
-        resolved = Policy([Rule(None, when=outside, label="not in `only`: kept"), resolved],
-                          name=resolved.name, strict=resolved.strict)
-    plan = build_plan(found, resolved, seed)
+    plan = build_plan(found, resolved, seed, only=selected)
     if not dry_run:
         plan.apply(model)
     return plan
@@ -120,11 +120,14 @@ def _select(model: nn.Module, only: Iterable[str]) -> set[str]:
             f"`only` must be a list of parameter names (or globs), got {only!r:.80}; e.g. the "
             "missing_keys of from_pretrained(..., output_loading_info=True)."
         )
-    params = [n for n, _ in model.named_parameters(remove_duplicate=False)]
+    # A parametrized tensor is selected by its logical name (`fc.weight`, the plan's) or by
+    # its originals' (`fc.parametrizations.weight.original0`, what a state_dict lists).
+    logical = {n: _logical(n) for n, _ in model.named_parameters(remove_duplicate=False)}
+    params = sorted({*logical, *logical.values()})
     buffers = {n for n, _ in model.named_buffers(remove_duplicate=False)}
     selected: set[str] = set()
     for pattern in names:
-        matched = fnmatch.filter(params, pattern)
+        matched = [logical.get(n, n) for n in fnmatch.filter(params, pattern)]
         if not matched and pattern not in buffers:
             raise InitError(
                 f"`only` names {pattern!r}, which is not a parameter of the model."
@@ -132,6 +135,17 @@ def _select(model: nn.Module, only: Iterable[str]) -> set[str]:
             )
         selected.update(matched)
     return selected
+
+
+def _logical(name: str) -> str:
+    """``fc.parametrizations.weight.original0`` -> ``fc.weight``; other names as they are."""
+    head, found, tail = name.partition(".parametrizations.")
+    if not found and name.startswith("parametrizations."):
+        head, tail = "", name.removeprefix("parametrizations.")
+    elif not found:
+        return name
+    attr = tail.split(".")[0]
+    return f"{head}.{attr}" if head else attr
 
 
 def warn_no_dataflow(found: Discovery, caller: str) -> None:
@@ -142,10 +156,15 @@ def warn_no_dataflow(found: Discovery, caller: str) -> None:
         f"{found.notes[0] if found.notes else ''}"), stacklevel=3)
 
 
-def build_plan(found: Discovery, policy: Policy, seed: int) -> InitPlan:
-    """The rows `policy` gives the discovered parameters, in execution order; InitError for
-    a spec that cannot fill its parameter."""
+def build_plan(found: Discovery, policy: Policy, seed: int,
+               only: set[str] | None = None) -> InitPlan:
+    """The rows `policy` gives the discovered parameters, in execution order (those outside
+    `only`, when given, kept); InitError for a spec that cannot fill its parameter."""
     decisions = policy.decide(found.params)
+    if only is not None:
+        decisions = [(spec, rule) if {info.name, *info.aliases} & only else (
+            None, "not in `only`: kept") for info, (spec, rule) in zip(
+            found.params, decisions, strict=True)]
     rows = []
     for i in found.order:
         info, (spec, rule) = found.params[i], decisions[i]

@@ -74,7 +74,9 @@ def _offset(param: torch.Tensor) -> float | None:
         spread = float(std) / math.sqrt(param.numel())
     if not math.isfinite(mean) or mean == 0.0:
         return None
-    return mean if abs(mean) > _SIGMAS * spread + 1e-12 else None
+    # Far from 0 for its sampling error, and larger than its own spread: a trained bias
+    # (a small drift among values of either sign) is not a deliberate offset.
+    return mean if abs(mean) > _SIGMAS * spread + 1e-12 and abs(mean) > float(std) else None
 
 
 _NOTE_AT_MOST = 1 << 22  # elements read to notice a structured weight (cheap next to a fill)

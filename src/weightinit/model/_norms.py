@@ -11,7 +11,24 @@ from torch import nn
 
 from ._distributed import is_dtensor
 
-_MAX_PROBE = 1 << 16  # elements of the probe input at most
+_MAX_PROBE = 1 << 18  # elements of the probe input at most
+
+
+def _probe_shape(shape: tuple[int, ...], weight: tuple[int, ...]) -> tuple[int, ...]:
+    """`shape` with the dimensions the norm does not normalize over cut to 2, then 1, until it
+    is small. Kept: the trailing dimensions the weight matches (LayerNorm's and RMSNorm's
+    features), or else dimension 1 when the weight matches it (BatchNorm's and GroupNorm's
+    channels)."""
+    dims = list(shape)
+    if tuple(dims[len(dims) - len(weight):]) == weight:
+        keep = set(range(len(dims) - len(weight), len(dims)))
+    else:
+        keep = {1} if len(dims) > 1 and weight[:1] == (dims[1],) else set()
+    for size in (2, 1):
+        for i in range(len(dims)):
+            if i not in keep and dims[i] > size and math.prod(dims) > _MAX_PROBE:
+                dims[i] = size
+    return tuple(dims)
 
 
 def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> float | None:
@@ -27,7 +44,7 @@ def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> f
     if not input_shape or any(t.is_meta for t in buffers.values()) or any(
             is_dtensor(t) for t in state.values()):
         return None
-    shape = (min(input_shape[0], 2), *input_shape[1:]) if len(input_shape) > 1 else input_shape
+    shape = _probe_shape(input_shape, tuple(state[attr].shape))
     if math.prod(shape) > _MAX_PROBE or math.prod(shape) == 0:
         return None
     weight = state[attr]
@@ -37,7 +54,7 @@ def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> f
     training = [(m, m.training) for m in module.modules()]
     try:
         module.eval()
-        for value in (0.0, 1.0):
+        for value in (0.0, 1.0, 2.0):
             substituted = {name: t.detach().to("cpu", torch.float64) for name, t in
                            buffers.items()}
             for name, t in params.items():  # biases 0, other scales 1
@@ -58,6 +75,9 @@ def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> f
     energy = float((step * step).sum())
     if not energy > 0 or not math.isfinite(energy):
         return None
+    bend = outputs[2] - outputs[1] - step
+    if float((bend * bend).sum()) > 1e-6 * energy:
+        return None  # not linear in w (x_hat * exp(w)): no offset to subtract
     offset = float((base * step).sum()) / energy
     residual = float(((base - offset * step) ** 2).sum())
     if residual > 1e-6 * energy * max(1.0, offset * offset):

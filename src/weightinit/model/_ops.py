@@ -26,12 +26,13 @@ POINTWISE = frozenset({
 PASSTHROUGH = frozenset({
     "clone", "to", "float", "double", "half", "bfloat16", "type", "type_as", "detach",
     "contiguous", "cpu", "cuda", "identity", "dropout", "dropout1d", "dropout2d", "dropout3d",
-    "alpha_dropout", "feature_alpha_dropout",
+    "alpha_dropout", "feature_alpha_dropout", "data",
 })
 # The same elements, rearranged: looked through, but remembered, so that two tensors laid out
 # differently are not taken for the same tensor.
 LAYOUT = PASSTHROUGH | frozenset({
-    "view", "reshape", "flatten", "unflatten", "permute", "transpose", "t", "squeeze",
+    "view", "reshape", "flatten", "unflatten", "permute", "transpose", "t", "T", "mT", "H",
+    "mH", "squeeze",
     "unsqueeze", "expand", "expand_as", "view_as", "reshape_as", "movedim",
     # Concatenation, padding and resampling keep each element's distribution: the feed of a
     # DenseNet or U-Net layer is the activation before them (for a cat of different tensors,

@@ -23,35 +23,59 @@ def synthesize_input(model: nn.Module, device: torch.device | str
     """An input batch when the first layer makes its shape obvious (Linear, ConvNd,
     Embedding), built on `device` from a private generator; else (None, why)."""
     for module in model.modules():
-        if not owns_parameters(module):
-            continue
-        weight = next(module.parameters(recurse=False))
-        dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
-        generator = None
-        if torch.device(device).type != "meta":
-            generator = torch.Generator(device=device).manual_seed(0)
-        if isinstance(module, nn.Linear):
-            shape: tuple[int, ...] = (4, module.in_features)
-        elif isinstance(module, nn.modules.conv._ConvNd):
-            dims = len(module.kernel_size)
-            size = 32 if dims <= 2 else 8
-            shape = (2, module.in_channels, *[size] * dims)
-            if isinstance(module, nn.modules.conv._ConvTransposeNd):
-                shape = (2, module.in_channels, *[8] * dims)
-        elif isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-            ids = torch.randint(0, module.num_embeddings, (2, 16), device=device,
-                                generator=generator) if generator else torch.empty(
-                (2, 16), dtype=torch.long, device=device)
-            return (ids,), f"token ids of shape (2, 16) for {type(module).__name__}"
-        else:
-            # Only the first layer decides: a guess from a later one could be wrong.
-            return None, (f"the first layer ({type(module).__name__}) does not make the input "
-                          "shape obvious (Linear, ConvNd and Embedding do)")
-        if generator is None:
-            return (torch.empty(shape, dtype=dtype, device=device),), f"N(0,1) of shape {shape}"
-        return (torch.randn(shape, dtype=dtype, device=device, generator=generator),), (
-            f"N(0,1) of shape {shape}")
+        if owns_parameters(module):
+            found = input_for(module, device)
+            if found is None:
+                return None, (f"the first layer ({type(module).__name__}) does not make the "
+                              "input shape obvious (Linear, ConvNd and Embedding do)")
+            return found
     return None, "no Linear, ConvNd or Embedding layer to infer an input shape from"
+
+
+def input_candidates(model: nn.Module, device: torch.device | str, limit: int = 4
+                     ) -> list[tuple[str, tuple[Any, ...], str]]:
+    """(module name, input batch, what it is) for the first `limit` layers, in registration
+    order, whose input shape is obvious (Linear, ConvNd, Embedding): registration order is not
+    execution order, so discovery tries each and keeps the one the forward pass calls first."""
+    found = []
+    for name, module in model.named_modules():
+        if owns_parameters(module):
+            made = input_for(module, device)
+            if made is not None:
+                found.append((name, *made))
+                if len(found) == limit:
+                    break
+    return found
+
+
+def input_for(module: nn.Module, device: torch.device | str
+              ) -> tuple[tuple[Any, ...], str] | None:
+    """An input batch for `module` when it is a Linear, ConvNd or Embedding, built on `device`
+    from a private generator (seed 0), and what it is; else None."""
+    weight = next(module.parameters(recurse=False))
+    dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
+    generator = None
+    if torch.device(device).type != "meta":
+        generator = torch.Generator(device=device).manual_seed(0)
+    if isinstance(module, nn.Linear):
+        shape: tuple[int, ...] = (4, module.in_features)
+    elif isinstance(module, nn.modules.conv._ConvNd):
+        dims = len(module.kernel_size)
+        size = 32 if dims <= 2 else 8
+        shape = (2, module.in_channels, *[size] * dims)
+        if isinstance(module, nn.modules.conv._ConvTransposeNd):
+            shape = (2, module.in_channels, *[8] * dims)
+    elif isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        ids = torch.randint(0, module.num_embeddings, (2, 16), device=device,
+                            generator=generator) if generator else torch.empty(
+            (2, 16), dtype=torch.long, device=device)
+        return (ids,), f"token ids of shape (2, 16) for {type(module).__name__}"
+    else:
+        return None
+    if generator is None:
+        return (torch.empty(shape, dtype=dtype, device=device),), f"N(0,1) of shape {shape}"
+    return (torch.randn(shape, dtype=dtype, device=device, generator=generator),), (
+        f"N(0,1) of shape {shape}")
 
 
 def unwrap(model: nn.Module) -> nn.Module:

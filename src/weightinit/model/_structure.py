@@ -149,9 +149,11 @@ def query_factors(graph: Graph) -> dict[str, tuple[float, int]]:
     return found
 
 
-def _embedding_sources(node: Node, embeddings: set[str]) -> set[str] | None:
+def _embedding_sources(node: Node, embeddings: set[str], depth: int = 0) -> set[str] | None:
     """The embedding lookups whose sum (or scaled copy) `node` is; None if it is anything
-    else."""
+    else (or deeper than a sum of embeddings goes)."""
+    if depth > 16:
+        return None
     if node.kind == "layer":
         return {node.module} if node.module in embeddings else None
     if node.kind != "op":
@@ -160,10 +162,10 @@ def _embedding_sources(node: Node, embeddings: set[str]) -> set[str] | None:
     inputs = _tensor_inputs(node)
     if _scale_of(node) is not None or (name in LAYOUT and name not in ("cat", "stack")
                                        and len(inputs) == 1):
-        return _embedding_sources(inputs[0], embeddings)
+        return _embedding_sources(inputs[0], embeddings, depth + 1)
     if name == "add" and len(inputs) == 2:
-        a = _embedding_sources(inputs[0], embeddings)
-        b = _embedding_sources(inputs[1], embeddings) if a is not None else None
+        a = _embedding_sources(inputs[0], embeddings, depth + 1)
+        b = _embedding_sources(inputs[1], embeddings, depth + 1) if a is not None else None
         return a | b if a is not None and b is not None else None
     return None
 
@@ -172,6 +174,8 @@ def embedding_groups(graph: Graph, embeddings: set[str]) -> list[set[str]]:
     """Sets of embedding modules whose lookups are summed into one stream (token + position
     + token type)."""
     groups: list[set[str]] = []
+    if len(embeddings) < 2:
+        return groups
     for node in graph.nodes:
         if node.kind != "op" or canonical(node.name) != "add":
             continue
@@ -223,10 +227,26 @@ def score_biases(graph: Graph, embeddings: set[str]) -> set[str]:
             name = node.param
         else:
             continue
-        if name not in found and any(canonical(op.name) in _SOFTMAX | _SCORES_SDPA
+        if name not in found and any(_attention_scores(op)
                                      for op in _downstream(node, consumers, _TOWARD_SCORES)):
             found.add(name)
     return found
+
+
+def _attention_scores(op: Node) -> bool:
+    """Whether `op` turns attention scores into probabilities: SDPA, or a softmax over a
+    q @ k^T product of two computed tensors (not a classifier's x @ W + b)."""
+    name = canonical(op.name)
+    if name in _SCORES_SDPA:
+        return True
+    if name not in _SOFTMAX:
+        return False
+    first = first_tensor_input(op)
+    scores = _scores_of(first.node) if first is not None else None
+    if scores is None:
+        return False
+    operands = _tensor_inputs(scores[0])
+    return len(operands) == 2 and all(n.kind != "const" for n in operands)
 
 
 _SCORES_SDPA = frozenset({"scaled_dot_product_attention"})
@@ -237,6 +257,7 @@ def routers(graph: Graph) -> set[int]:
     to a softmax or a top-k, through casts and reshapes: a mixture of experts' router,
     whose logits only choose."""
     consumers = graph.consumers()
+    outputs = {n.id for n in graph.result}
     found = set()
     for node in graph.nodes:
         if node.out_index is not None or not (
@@ -244,6 +265,7 @@ def routers(graph: Graph) -> set[int]:
             continue
         reached = list(_downstream(node, consumers, LAYOUT, limit=4))
         if reached and any(canonical(op.name) in _ROUTE for op in reached) and all(
-                canonical(op.name) in _ROUTE | LAYOUT for op in reached):
-            found.add(node.id)
+                canonical(op.name) in _ROUTE | LAYOUT for op in reached) and not any(
+                op.id in outputs for op in reached):
+            found.add(node.id)  # (a classifier returning softmax(logits) is not a router)
     return found

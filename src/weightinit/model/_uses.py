@@ -110,8 +110,10 @@ def _classify(op: Node, end: Node) -> Use:
             kind: Literal["linear", "conv", "conv_transpose"] = (
                 "conv_transpose" if name.startswith("conv_transpose") else
                 "conv" if name.startswith("conv") else "linear")
-            groups = op.args[6] if kind == "conv" and len(op.args) > 6 and isinstance(
-                op.args[6], int) else op.kwargs.get("groups", 1)
+            # groups is the 7th argument of conv (.., dilation, groups) and of conv_transpose
+            # (.., output_padding, groups, dilation) alike
+            groups = op.args[6] if len(op.args) > 6 and isinstance(op.args[6], int) else (
+                op.kwargs.get("groups", 1))
             fans = compute_fans(shape, kind, groups=groups if isinstance(groups, int) else 1)
         return Use(op, slot, fans, _node_at(op, data))
     if name in _MATMUL or name in _ADD_MATMUL:
