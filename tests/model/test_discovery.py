@@ -258,3 +258,91 @@ def test_the_probe_puts_python_and_numpy_rng_back():
     assert random.getstate() == python
     after = np.random.get_state()  # noqa: NPY002
     assert after[0] == numpy[0] and (after[1] == numpy[1]).all() and after[2:] == numpy[2:]
+
+
+# --- what the forward pass shows, read right (review findings) ------------------------------
+def test_a_weight_used_through_dot_t_is_a_linear_weight():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(8, 16))
+            self.v = nn.Parameter(torch.randn(4, 8))
+
+        def forward(self, x):
+            return torch.relu(x @ self.w.T) @ self.v.mT
+
+    plan = wi.init_model(M(), example_inputs=(torch.randn(2, 16),), dry_run=True)
+    assert plan["w"].role == "linear.weight" and tuple(plan["w"].fans)[:2] == (16, 8)
+    assert plan["v"].role == "linear.weight" and plan["v"].activation == "relu"
+
+
+def test_norm_offsets_at_real_widths_and_nonlinear_weights():
+    from weightinit.model._norms import norm_offset
+
+    class Offset(nn.Module):
+        def __init__(self, dim, nonlinear=False):
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(dim))
+            self.nonlinear = nonlinear
+
+        def forward(self, x):
+            x_hat = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+            return x_hat * (torch.exp(self.weight) if self.nonlinear else 1 + self.weight)
+
+    assert norm_offset(Offset(3072), "weight", (8, 512, 3072)) == 1.0  # Gemma-7B's width
+    assert norm_offset(Offset(16, nonlinear=True), "weight", (2, 4, 16)) is None
+    assert norm_offset(nn.GroupNorm(2, 8), "weight", (16, 8, 64, 64)) == 0.0
+
+
+def test_a_softmax_classifier_is_not_a_router_and_its_bias_is_not_a_score_bias():
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4), nn.Softmax(-1))
+    plan = wi.init_model(model, dry_run=True)
+    assert "router" not in plan["2.weight"].rule and not plan["2.bias"].kept
+
+
+def test_a_trained_bias_is_not_a_deliberate_offset():
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16))
+    with torch.no_grad():  # a small drift among values of both signs, as training leaves
+        model[0].bias.copy_(torch.linspace(-0.2, 0.5, 16))
+    plan = wi.init_model(model, dry_run=True)
+    assert not plan["0.bias"].kept
+
+
+def test_an_embedding_used_as_the_output_weight_is_tied():
+    class LM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.norm = nn.Embedding(50, 64), nn.LayerNorm(64)
+
+        def forward(self, ids):
+            return nn.functional.linear(self.norm(self.emb(ids)), self.emb.weight)
+
+    assert wi.init_model(LM(), dry_run=True)["emb.weight"].std == pytest.approx(1 / 8)
+
+
+def test_positional_groups_of_a_functional_transposed_conv():
+    class Up(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(8, 2, 3, 3))  # (in, out/groups, k, k), groups 4
+
+        def forward(self, x):
+            return nn.functional.conv_transpose2d(x, self.w, None, 1, 0, 0, 4)
+
+    plan = wi.init_model(Up(), example_inputs=(torch.randn(1, 8, 5, 5),), dry_run=True)
+    row = plan["w"]
+    assert row.role == "conv_transpose.weight" and row.fans == wi.compute_fans(
+        (8, 2, 3, 3), "conv_transpose", groups=4)
+
+
+def test_the_input_is_synthesized_for_the_first_layer_called():
+    class Reversed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc2, self.fc1 = nn.Linear(64, 10), nn.Linear(32, 64)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    plan = wi.init_model(Reversed(), dry_run=True)
+    assert "(4, 32)" in plan.notes[0] and plan["fc2.weight"].activation == "relu"
