@@ -346,3 +346,27 @@ def test_the_input_is_synthesized_for_the_first_layer_called():
 
     plan = wi.init_model(Reversed(), dry_run=True)
     assert "(4, 32)" in plan.notes[0] and plan["fc2.weight"].activation == "relu"
+
+
+def test_sliced_and_gated_branches_are_residual_branches():
+    class Causal(nn.Module):  # a TCN block: x + relu(conv(x))[..., :-pad]
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(8, 8, 3, padding=2)
+
+        def forward(self, x):
+            return x + torch.relu(self.conv(x))[..., :-2]
+
+    class Gated(nn.Module):  # x + a * sigmoid(g), a and g halves of one layer's output
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Linear(8, 16)
+
+        def forward(self, x):
+            a, g = self.f(x).chunk(2, dim=-1)
+            return x + a * torch.sigmoid(g)
+
+    for block, shape in ((Causal, (2, 8, 16)), (Gated, (2, 8))):
+        model = nn.Sequential(block(), block(), block())
+        plan = wi.init_model(model, example_inputs=(torch.randn(*shape),), dry_run=True)
+        assert "3 residual branches found." in plan.notes, (block.__name__, plan.notes)

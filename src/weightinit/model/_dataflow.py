@@ -253,7 +253,9 @@ class Dataflow:
 
     def _branch_ends(self, node: Node) -> list[str]:
         """The first layers (norms or weight layers) walking back from a branch's output,
-        through pointwise and layout ops; both sides of a sum of branches."""
+        through pointwise, layout and slicing ops (a causal conv's ``[..., :-pad]``); both
+        sides of a sum of branches; the one layer both factors of a gate come from
+        (``a * sigmoid(g)`` with ``a, g = f(x).chunk(2)``)."""
         current = node
         while True:
             if self._is_layer(current):
@@ -261,12 +263,16 @@ class Dataflow:
             if current.kind != "op":
                 return []
             name = canonical(current.name)
-            if name not in LAYOUT and name not in POINTWISE:
+            if name not in LAYOUT and name not in POINTWISE and name not in SELECT:
                 return []
             inputs = [r.node for r in refs(current) if r.node.kind != "const"]
-            if name == "add" and len(inputs) == 2 and inputs[0] is not inputs[1]:
+            if len(inputs) == 2 and inputs[0] is not inputs[1] and name in ("add", "mul"):
                 ends = [self._branch_ends(side) for side in inputs]
-                return ends[0] + ends[1] if all(ends) else []
+                if name == "add":
+                    return ends[0] + ends[1] if all(ends) else []
+                return ends[0] if ends[0] and ends[0] == ends[1] else []
+            if name in SELECT and inputs:
+                inputs = inputs[:1]  # the sliced tensor (an index tensor is not the branch)
             if len(inputs) != 1:
                 return []
             current = inputs[0]
