@@ -391,3 +391,16 @@ def test_parameters_that_share_memory_are_refused():
         wi.init_model(model, example_inputs=(torch.randn(2, 4),))
     for name, param in model.named_parameters():
         assert torch.equal(param, before[name]), name
+
+
+@pytest.mark.parametrize(("policy", "dtype"), [
+    (wi.Policy.preset("gpt2", std=1e39), torch.float32),
+    (wi.Policy([wi.Rule(wi.Uniform(-1e5, 1e5))]), torch.float16),
+])
+def test_values_that_overflow_the_dtype_are_refused_and_nothing_changes(policy, dtype):
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).to(dtype)
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    with pytest.raises(wi.InitError, match=f"overflow {dtype}"):
+        wi.init_model(model, policy, example_inputs=(torch.randn(2, 4, dtype=dtype),))
+    for name, param in model.named_parameters():
+        assert torch.equal(param, before[name]), name

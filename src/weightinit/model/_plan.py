@@ -286,6 +286,7 @@ class InitPlan:
             values = torch.empty(row.shape, dtype=like.dtype, device=like.device)
             try:
                 row.fill_(values, seed=self.seed)
+                _check_finite(row, values)
                 if plist is None:
                     fresh.append((params[row.name], values))
                 else:
@@ -302,6 +303,17 @@ class InitPlan:
             for plist in reparametrized:
                 _restart_power_iteration(plist)
         return self
+
+
+def _check_finite(row: PlanRow, values: torch.Tensor) -> None:
+    """InitError when a spec's values overflow the parameter's dtype (a std of 1e39 in
+    float32, a bound of 1e5 in float16): inf or NaN would be written silently otherwise."""
+    if values.is_floating_point() and values.numel() and not bool(torch.isfinite(values).all()):
+        limit = torch.finfo(values.dtype).max
+        raise InitError(
+            f"{row.spec!r} gives {row.name!r} values that overflow {values.dtype} (largest "
+            f"finite value {limit:.4g}); give it a spec whose values fit the dtype"
+        )
 
 
 def _refuse_shared_memory(params: Mapping[str, torch.Tensor], rows: Sequence[PlanRow]) -> None:
