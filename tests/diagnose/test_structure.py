@@ -214,3 +214,46 @@ def test_a_constant_scale_between_layers_is_not_a_depth_trend():
     x = torch.randn(64, 64, generator=torch.Generator().manual_seed(4))
     diagnosis = wi.diagnose(_Scaled(), x)
     assert not diagnosis.kinds("warning") & PROPAGATION, diagnosis.findings
+
+
+def test_attention_inside_multihead_attention_is_measured():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True,
+                                       norm_first=True)
+    model = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    batch = torch.randn(2, 16, 32)
+    wi.init_model(model, example_inputs=(batch,))
+    assert not [f for f in wi.diagnose(model, batch).findings if f.kind == "attention_one_hot"]
+    with torch.no_grad():
+        for block in model.layers:  # the q rows of the packed projection, x 32
+            block.self_attn.in_proj_weight[:32] *= 32
+    found = [f for f in wi.diagnose(model, batch).findings if f.kind == "attention_one_hot"]
+    assert found and found[0].severity == "warning"
+
+
+def test_a_long_sequence_is_measured_on_a_subset_of_query_rows():
+    from weightinit.diagnose._watch import _ATTENTION_ELEMENTS, _recompute
+
+    q = torch.randn(1, 8, 2048, 16)
+    probs = _recompute((q, q, q), {"is_causal": True})
+    assert probs is not None and probs.numel() <= 2 * _ATTENTION_ELEMENTS
+    assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[:-1]))
+    # row 0 of the subset is query 0: it sees only key 0
+    assert float(probs[0, 0, 0, 0]) == 1.0
+
+
+def test_complex_models_and_meta_batches_are_refused():
+    class Complex(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.complex(self.fc(x), self.fc(x))
+
+    with pytest.raises(wi.InitError, match="output is complex"):
+        wi.diagnose(Complex(), torch.randn(8, 4))
+    with pytest.raises(wi.InitError, match="'weight' is complex"):
+        wi.diagnose(nn.Linear(4, 4, dtype=torch.complex64), torch.randn(8, 4))
+    with pytest.raises(wi.InitError, match="meta tensor"):
+        wi.diagnose(nn.Linear(4, 4), torch.empty(8, 4, device="meta"))

@@ -99,6 +99,12 @@ def _left_as_it_was(model: nn.Module) -> Iterator[None]:
 
 def _loss(output: torch.Tensor, target: object, loss_fn: Callable[..., Any] | None
           ) -> tuple[torch.Tensor, str]:
+    if output.is_complex():
+        raise InitError(
+            f"The model's output is complex ({output.dtype}): diagnose measures real signals "
+            "and backpropagates a real loss. Pass a model whose output is real (e.g. wrap it "
+            "to return .abs() or torch.view_as_real of it)."
+        )
     if target is None:
         if loss_fn is not None:
             return loss_fn(output), getattr(loss_fn, "__name__", type(loss_fn).__name__)
@@ -170,6 +176,12 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
     if loss_fn is not None and not callable(loss_fn):
         raise InitError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}.")
     args, kwargs = check_batch(batch)
+    complex_params = [n for n, p in model.named_parameters() if p.is_complex()]
+    if complex_params:
+        raise InitError(
+            f"Parameter {complex_params[0]!r} is complex: diagnose measures real weights and "
+            "signals. Nothing was changed."
+        )
     names: dict[nn.Module, str] = {}
     for n, m in model.named_modules(remove_duplicate=False):
         names.setdefault(m, n)

@@ -18,8 +18,9 @@ from ._watch import Attention, Watch
 # gives 2; a norm that ends a residual branch may be scaled down on purpose (excluded).
 NORM_LOW, NORM_HIGH = 2.0 / 3.0, 1.5
 # Mean over query rows of the largest attention probability. Unit-variance logits over 16
-# keys give ~0.25; T5 without its 1/sqrt(d_kv) query init gave 0.85.
-ONE_HOT = 0.8
+# keys give ~0.25; T5 without its 1/sqrt(d_kv) query init gave 0.66-0.87 (d_kv 16 to 64),
+# q x 8 on GPT-2 or Llama 0.79-0.82.
+ONE_HOT = 0.6
 LOOKUP_RATIO = 4.0  # RMS of one summed embedding over the other
 BRANCH_RATIO = 100.0  # RMS of a residual branch over the one next to it on its stream
 RESIDUAL_GROWTH = 10.0  # stream RMS, last residual add / first, along one stream
@@ -199,6 +200,8 @@ def _branches(s: Structure) -> list[Finding]:
         other = branch.before
         if other is None or not (_ok(branch.rms) and _ok(other.rms)):
             continue  # a branch that is exactly 0 starts at zero on purpose (ReZero, Fixup)
+        if max(branch.rms or 0.0, other.rms or 0.0) > 1e3:
+            continue  # an additive mask (-1e4 where masked), not a branch
         assert branch.rms is not None and other.rms is not None
         small, large = (branch, other) if branch.rms < other.rms else (other, branch)
         ratio = (large.rms or 0.0) / (small.rms or 1.0)

@@ -85,15 +85,23 @@ def _recompute(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | 
     per_sample = max(1, q[0].numel() // q.shape[-1] * k.shape[-2])
     keep = max(1, min(q.shape[0], _ATTENTION_ELEMENTS // per_sample))
     q, k = q[:keep].float(), k[:keep].float()
+    # One sample over the cap: every step-th query row (the mask and causality follow them).
+    step = max(1, math.ceil(per_sample / _ATTENTION_ELEMENTS))
+    rows = torch.arange(0, q.shape[-2], step, device=q.device)
+    q = q[..., rows, :]
     if q.dim() >= 4 and k.shape[-3] != q.shape[-3] and q.shape[-3] % k.shape[-3] == 0:
         k = k.repeat_interleave(q.shape[-3] // k.shape[-3], dim=-3)  # grouped-query attention
     scores = q @ k.transpose(-2, -1) * (scale if scale is not None else q.shape[-1] ** -0.5)
-    if causal:
-        allowed = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).tril()
+    if causal:  # query row i sees keys j <= i (aligned at the end, as SDPA's tril)
+        offset = k.shape[-2] - int(_argument(args, kwargs, 0, "query").shape[-2])
+        keys = torch.arange(k.shape[-2], device=scores.device)
+        allowed = keys[None, :] <= (rows[:, None] + max(0, offset))
         scores = scores.masked_fill(~allowed, -math.inf)
     if isinstance(mask, torch.Tensor):
         if mask.dim() == scores.dim() and mask.shape[0] == batch:
             mask = mask[:keep]
+        if mask.dim() >= 2 and mask.shape[-2] > 1:
+            mask = mask[..., rows, :]
         if mask.dtype == torch.bool:
             scores = scores.masked_fill(~mask, -math.inf)
         else:
@@ -119,11 +127,25 @@ class Watch(TorchFunctionMode):
             # Before the call: an in-place add overwrites its first operand. One entry per
             # call whatever happens, so that entries and the graph's add nodes line up.
             values: list[float | None] = []
-            with contextlib.suppress(Exception), torch.no_grad():
-                values = [_rms(t) for t in _tensors((args, kwargs))]
+            operands = _tensors((args, kwargs))
+            if len(operands) == 2 and all(t.numel() > 1 for t in operands):
+                with contextlib.suppress(Exception), torch.no_grad():
+                    values = [_rms(t) for t in operands]
             self.adds.append((func, values))
             return func(*args, **kwargs)
         out = func(*args, **kwargs)
+        if name == "multi_head_attention_forward":
+            # nn.MultiheadAttention's ops run inside one call this mode cannot see into: run
+            # it again for its per-head weights (no dropout, no grad), when it takes them.
+            with contextlib.suppress(Exception), torch.no_grad():
+                again = dict(kwargs, need_weights=True, average_attn_weights=False,
+                             training=False)
+                weights = func(*args, **again)[1]
+                if isinstance(weights, torch.Tensor) and weights.dim() == 4 and weights.shape[
+                        -1] >= ATTENTION_MIN_KEYS:
+                    keep = max(1, _ATTENTION_ELEMENTS // max(1, weights[0].numel()))
+                    self._attention(weights[:keep], "multi_head_attention")
+            return out
         if name in ("embedding", "softmax", "scaled_dot_product_attention"):
             # A measurement that fails is left out; the model's own pass goes on.
             with contextlib.suppress(Exception), torch.no_grad():

@@ -118,6 +118,11 @@ def check_batch(batch: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if not tensors:
         raise InitError("`batch` holds no tensor; pass the model's input batch.")
     for tensor in tensors:
+        if tensor.device.type == "meta":
+            raise InitError(
+                f"`batch` has a meta tensor (shape {tuple(tensor.shape)}): measuring needs "
+                "values; pass a batch on a real device."
+            )
         if tensor.numel() == 0:
             raise InitError(
                 f"`batch` has an empty tensor (shape {tuple(tensor.shape)}); measuring needs "
