@@ -81,6 +81,21 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class Padded(nn.Module):
+    """An embedding with a padding row, a conv, BatchNorm (buffers to recompute) and a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 8, padding_idx=3)
+        self.conv = nn.Conv1d(8, 8, 3, padding=1)
+        self.bn = nn.BatchNorm1d(8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.conv(self.emb(ids).transpose(1, 2)))
+        return self.fc(torch.relu(x).mean(-1))
+
+
 def snapshot(model: nn.Module) -> dict[str, object]:
     """Every parameter, buffer and grad (cloned), and every module's training flag."""
     state: dict[str, object] = {k: v.detach().clone() for k, v in model.state_dict().items()}

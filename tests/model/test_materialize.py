@@ -191,23 +191,10 @@ def test_materialize_twice_reinitializes_like_init_model():
     assert all(torch.equal(p, expected[n]) for n, p in model.named_parameters())
 
 
-class Padded(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(10, 8, padding_idx=3)
-        self.conv = nn.Conv1d(8, 8, 3, padding=1)
-        self.bn = nn.BatchNorm1d(8)
-        self.fc = nn.Linear(8, 4)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.conv(self.emb(ids).transpose(1, 2)))
-        return self.fc(torch.relu(x).mean(-1))
-
-
 def test_batchnorm_buffers_and_padding_row():
-    model = on_meta(Padded)
+    model = on_meta(nets.Padded)
     plan = wi.materialize(model, device="cpu", seed=2)
-    normal = Padded()
+    normal = nets.Padded()
     wi.init_model(normal, seed=2)
     for (name, mine), (_, theirs) in zip(model.state_dict().items(),
                                          normal.state_dict().items(), strict=True):

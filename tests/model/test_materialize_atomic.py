@@ -39,21 +39,6 @@ class _Failing(_Recording):
         raise RuntimeError("device out of memory (simulated)")
 
 
-class Padded(nn.Module):
-    """Parameters on both sides of the failing one, and BatchNorm buffers recomputed first."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(10, 8)
-        self.conv = nn.Conv1d(8, 8, 3, padding=1)
-        self.bn = nn.BatchNorm1d(8)
-        self.fc = nn.Linear(8, 4)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.conv(self.emb(ids).transpose(1, 2)))
-        return self.fc(torch.relu(x).mean(-1))
-
-
 def on_meta(factory, *args, **kwargs) -> nn.Module:
     with torch.device("meta"):
         return factory(*args, **kwargs)
@@ -78,7 +63,7 @@ def recording_then(failing: str) -> wi.Policy:
     return wi.Policy([wi.Rule(_Failing(0.1), name=failing), wi.Rule(_Recording(0.02))])
 
 
-@pytest.mark.parametrize(("factory", "failing"), [(Padded, "bn.weight"),
+@pytest.mark.parametrize(("factory", "failing"), [(nets.Padded, "bn.weight"),
                                                   (lambda: gpt(**SIZE), "blocks.0.fc.weight")],
                          ids=["buffers", "tied"])
 def test_a_fill_failing_in_the_middle_leaves_the_model_on_meta(factory, failing):
@@ -91,7 +76,7 @@ def test_a_fill_failing_in_the_middle_leaves_the_model_on_meta(factory, failing)
     assert f"Filling {failing!r}" in message and "out of memory (simulated)" in message
     assert "Nothing was changed" in message
     assert_as_before(model, before)
-    if factory is not Padded:
+    if factory is not nets.Padded:
         assert model.head.weight is model.tokens.weight  # the tie is still a tie
     # The parameters filled before the failing one were allocated; nothing keeps them alive,
     # not even the exception (still held here).
@@ -107,7 +92,7 @@ def test_a_fill_failing_in_the_middle_leaves_the_model_on_meta(factory, failing)
 
 
 def test_a_failing_fill_on_an_allocated_model_changes_no_value():
-    model = on_meta(Padded)
+    model = on_meta(nets.Padded)
     wi.materialize(model, device="cpu", seed=0)
     objects = tensors(model)
     before = nets.snapshot(model)

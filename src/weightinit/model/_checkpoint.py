@@ -5,6 +5,7 @@ at a time (memory bounded by the largest tensor), with the plan as JSON beside i
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -90,7 +91,7 @@ def save_initial(model: nn.Module, path: str | os.PathLike[str], *, seed: int = 
                                                   "weightinit_policy": plan.policy}}
     offset = 0
     for name, (shape, dtype, _) in entries.items():
-        size = _numel(shape) * torch.empty((), dtype=dtype).element_size()
+        size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
         header[name] = {"dtype": _DTYPES[dtype], "shape": list(shape),
                         "data_offsets": [offset, offset + size]}
         offset += size
@@ -114,13 +115,6 @@ def save_initial(model: nn.Module, path: str | os.PathLike[str], *, seed: int = 
     finally:
         temporary.unlink(missing_ok=True)  # only left behind by a failure
     return plan
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    count = 1
-    for dim in shape:
-        count *= dim
-    return count
 
 
 def _entries(model: nn.Module, plan: InitPlan, params: Mapping[str, torch.Tensor]

@@ -103,9 +103,12 @@ class _Facts:
         a layer with several weights used inside it (an MoE's experts), where only the last
         one used before the layer's output."""
         ends = set()
+        by_module: dict[str, list[str]] = {}
+        for info in described:
+            if info.is_weight and info.role != "embedding":
+                by_module.setdefault(info.module, []).append(info.name)
         for module in self.flow.residual_ends:
-            weights = [i.name for i in described if i.module == module and i.is_weight
-                       and i.role != "embedding"]
+            weights = by_module.get(module, [])
             used = [w for w in weights if any(u.slot == "weight" for u in self.uses.get(w, []))]
             if len(used) > 1 and len(used) == len(weights):
                 ends.add(max(used, key=lambda w: max(u.op.id for u in self.uses[w]

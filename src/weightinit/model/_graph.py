@@ -79,6 +79,7 @@ class Graph:
     def __init__(self, params: dict[int, str] | None = None) -> None:
         self.nodes: list[Node] = []
         self._params = params or {}  # id(tensor) -> qualified name, for the model's parameters
+        self._consumers: tuple[int, dict[int, list[Node]]] | None = None
         # id(tensor) -> (weak reference, node): the pass's activations are not kept alive,
         # and a reused id is told apart because its weak reference no longer matches.
         self._by_tensor: dict[int, tuple[weakref.ref[torch.Tensor], Node]] = {}
@@ -118,13 +119,17 @@ class Graph:
 
     def consumers(self) -> dict[int, list[Node]]:
         """Node id -> the nodes computed from it directly, in creation order. A layer's output
-        counts as computed from the node it relabelled (what its forward returned)."""
+        counts as computed from the node it relabelled (what its forward returned). Built
+        once per recorded pass."""
+        if self._consumers is not None and self._consumers[0] == len(self.nodes):
+            return self._consumers[1]
         found: dict[int, list[Node]] = {}
         for node in self.nodes:
             for parent in node.inputs:
                 found.setdefault(parent.id, []).append(node)
             if node.inner is not None:
                 found.setdefault(node.inner.id, []).append(node)
+        self._consumers = (len(self.nodes), found)
         return found
 
     def release(self) -> None:
