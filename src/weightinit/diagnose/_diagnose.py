@@ -16,6 +16,7 @@ from torch.nn.utils.parametrize import ParametrizationList
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .._errors import InitError, failure
+from .._sync import borrowed_rng
 from ..model import (
     Policy,
     build_plan,
@@ -87,7 +88,7 @@ def _left_as_it_was(model: nn.Module) -> Iterator[None]:
     modes = [(m, m.training) for m in model.modules()]
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
     try:
-        with torch.random.fork_rng(devices=devices):
+        with borrowed_rng(devices):
             yield
     finally:
         with torch.no_grad():

@@ -23,6 +23,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from .._errors import InitError, check_positive_finite, check_positive_int, failure
 from .._render import Column, number, rich_table
+from .._sync import borrowed_rng
 from ..model import (
     InitPlan,
     PlanRow,
@@ -234,7 +235,7 @@ def _calibrate(model: nn.Module, seed: int, targets: list[tuple[str, PlanRow]],
     else:
         probe = _PartialForwards(model, args, kwargs)
     done: list[LSUVLayer] = []
-    with torch.no_grad(), eval_mode(model), torch.random.fork_rng(devices=[]):
+    with torch.no_grad(), eval_mode(model), borrowed_rng():
         for module_name, row in targets:
             module = modules[module_name]
             weight = params[row.name]

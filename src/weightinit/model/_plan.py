@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from .._errors import InitError, failure
-from .._render import Column, rich_table
 from ..random import Backend, check_seed
 from ..schemes import Spec, spec_from_dict
 from ..theory import Fans, infer_fans
@@ -228,24 +227,9 @@ class InitPlan:
 
     def table(self) -> Any:
         """The plan as a `rich.table.Table` (print it with ``rich.print`` or a Console)."""
-        columns = [Column(header, "right" if header in ("fans in/out", "std") else "left",
-                          overflow="fold")
-                   for header in ("parameter", "shape", "layer", "role", "activation <- source",
-                                  "residual", "fans in/out", "spec", "std", "rule")]
-        rows = []
-        for row in self.rows:
-            rule = row.rule.removeprefix(f"{self.policy}: ") + (
-                f" ({row.note})" if row.note else "")
-            rows.append([
-                row.name + "".join(f"\n= {alias}" for alias in row.aliases),
-                "x".join(map(str, row.shape)) or "()", row.layer, row.role,
-                f"{row.activation} <- {row.source}", "end" if row.residual else "",
-                "" if row.fans is None else f"{row.fans.fan_in}/{row.fans.fan_out}",
-                "kept" if row.spec is None else spec_label(row.spec),
-                "" if row.std is None else f"{row.std:.4g}", rule])
-        return rich_table(f"weightinit plan: policy {self.policy!r}, seed {self.seed}",
-                          columns, rows, caption="\n".join(self.notes) or None,
-                          caption_justify="left")
+        from ._table import plan_table
+
+        return plan_table(self)
 
     def apply(self, model: nn.Module) -> InitPlan:
         """Fill `model`'s parameters as planned; all of them or, on any error, none."""
@@ -406,25 +390,6 @@ def canonical_key(name: str) -> str:
     """`name` without wrapper segments: ``h.0._checkpoint_wrapped_module.mlp.weight`` ->
     ``h.0.mlp.weight``."""
     return ".".join(part for part in name.split(".") if part not in WRAPPER_SEGMENTS)
-
-
-def spec_label(spec: Spec) -> str:
-    """``He(relu)``-style: the class and the fields that differ from its defaults."""
-    data = spec.to_dict()
-    name = data.pop("type")
-    try:
-        defaults = type(spec)().to_dict()
-    except Exception:
-        defaults = {}
-    shown = []
-    for key, value in data.items():
-        if defaults.get(key) == value and key != "activation":
-            continue
-        text = f"{value:.4g}" if isinstance(value, float) else (
-            "(" + ", ".join(f"{v:g}" for v in value) + ")" if isinstance(value, tuple)
-            else str(value))
-        shown.append(text if key == "activation" else f"{key}={text}")
-    return f"{name}({', '.join(shown)})"
 
 
 def _std_of(spec: Spec | None, info: ParamInfo) -> float | None:

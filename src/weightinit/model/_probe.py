@@ -5,7 +5,6 @@ real on copies)."""
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from .._errors import InitError
+from .._sync import borrowed_rng, quiet_warnings
 from ._distributed import has_fsdp, is_dtensor, meta_like, without_forward_hooks
 from ._graph import Graph, owns_parameters, record
 
@@ -206,9 +206,8 @@ def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *,
         contextlib.nullcontext())
     eager = _eager_compiled(model)
     devices = sorted({t.device.index or 0 for t in state.values() if t.device.type == "cuda"})
-    with eval_mode(model), warnings.catch_warnings(), torch.random.fork_rng(devices=devices), \
-            hooks, eager, _python_and_numpy_rng():
-        warnings.simplefilter("ignore")  # the probe's warnings are not the user's
+    # The probe's warnings are not the user's; its draws must not advance the user's RNGs.
+    with eval_mode(model), quiet_warnings(), borrowed_rng(devices), hooks, eager:
         try:
             return ways[0][1](), ways[0][0]
         except Exception as first:  # e.g. data-dependent code on meta
@@ -219,28 +218,6 @@ def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *,
             except Exception as second:
                 # Say what the real pass said: a meta tensor's complaint explains nothing.
                 raise (first if ways[0][0] == "real" else second) from None
-
-
-@contextlib.contextmanager
-def _python_and_numpy_rng() -> Iterator[None]:
-    """Python's and NumPy's global RNG states, put back afterwards: a forward that draws from
-    them (data augmentation inside a model, a stochastic layer) must not advance the user's."""
-    import random
-
-    python = random.getstate()
-    numpy = None
-    try:
-        import numpy as np
-
-        numpy = np.random.get_state()  # noqa: NPY002 (the legacy global state is the user's)
-    except ImportError:  # numpy is optional for torch
-        np = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        random.setstate(python)
-        if np is not None and numpy is not None:
-            np.random.set_state(numpy)
 
 
 def _eager_compiled(model: nn.Module) -> contextlib.AbstractContextManager[Any]:

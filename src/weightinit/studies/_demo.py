@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from .._sync import borrowed_rng
 from ..diagnose import diagnose
 from ..lsuv import lsuv
 from ..model import Policy, Rule, init_model
@@ -99,7 +100,7 @@ def run_demo(*, seed: int = 0, quick: bool = False, progress: Progress | None = 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.random.fork_rng(devices=[]):
+        with borrowed_rng():
             results = _experiments(seed, quick, step)
     finally:
         torch.set_num_threads(threads)
