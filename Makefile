@@ -6,14 +6,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 PKG := $(VENV)/.pkg-installed
+TORCH := 2.13.0
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 # Folders too: deleting or adding a module changes its folder's mtime, which reinstalls.
 SOURCES := $(shell find src -type d -o -name '*.py' -o -name 'py.typed' -o -path '*/templates/*') \
 	pyproject.toml
 
 .PHONY: demo test bench lint clean
 
+# torch first, and the CPU build explicitly: PyPI's Linux wheel of torch==2.13.0 is a CUDA build
+# of several GB. A torch 2.13.0 already in the venv is kept (that is how to use a CUDA build: see
+# the README); else the +cpu wheel from pip's configured indexes and wheel folders (a local wheel
+# here), else from PyTorch's CPU index, else (macOS, where PyPI's wheel is the CPU build) PyPI's.
 $(DEPS): requirements/constraints.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch, sys; sys.exit(not torch.__version__.startswith('$(TORCH)'))" \
+		2>/dev/null \
+	|| $(BIN)/python -m pip install --quiet "torch==$(TORCH)+cpu" 2>/dev/null \
+	|| $(BIN)/python -m pip install --quiet --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH)+cpu" \
+	|| { [ "$$(uname)" = Darwin ] && $(BIN)/python -m pip install --quiet "torch==$(TORCH)"; }
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt
 	touch $@
 
