@@ -12,7 +12,7 @@ TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 SOURCES := $(shell find src -type d -o -name '*.py' -o -name 'py.typed' -o -path '*/templates/*') \
 	pyproject.toml
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint api clean
 
 # torch first, and the CPU build explicitly: PyPI's Linux wheel of torch==2.13.0 is a CUDA build
 # of several GB. A torch 2.13.0 already in the venv is kept (that is how to use a CUDA build: see
@@ -50,6 +50,10 @@ bench: $(PKG)
 lint: $(DEPS)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+
+# docs/api.md from the installed package's docstrings (tests/test_api_docs.py checks it is current).
+api: $(PKG)
+	$(BIN)/python docs/make_api.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -1,6 +1,6 @@
 """Write docs/api.md, the API reference, from the docstrings of everything in `weightinit.__all__`.
 
-    .venv/bin/python docs/make_api.py          # rewrite docs/api.md
+    make api                                   # rewrite docs/api.md (runs this script)
     .venv/bin/python docs/make_api.py --check  # exit 1 when docs/api.md is stale
 
 tests/test_api_docs.py runs the check, so the reference cannot drift from the code. The page has
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = PAGE.read_text(encoding="utf-8") if PAGE.exists() else ""
         if current != text:
-            print(f"{PAGE} is stale: run `.venv/bin/python docs/make_api.py`", file=sys.stderr)
+            print(f"{PAGE} is stale: run `make api`", file=sys.stderr)
             return 1
         return 0
     PAGE.write_text(text, encoding="utf-8")

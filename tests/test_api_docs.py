@@ -20,7 +20,7 @@ def _generator():
 def test_the_api_reference_is_current():
     text = _generator().render()
     current = (ROOT / "docs/api.md").read_text(encoding="utf-8")
-    assert current == text, "docs/api.md is stale: run `.venv/bin/python docs/make_api.py`"
+    assert current == text, "docs/api.md is stale: run `make api`"
 
 
 def test_every_public_name_and_member_is_documented():

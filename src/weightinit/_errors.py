@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
+import reprlib
 from collections.abc import Iterable
 
 
@@ -19,6 +21,45 @@ class InitWarning(UserWarning):
     """Something was done, but probably not what was meant (for example an empty tensor)."""
 
 
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlong = 3, 60, 60, 40
+_SHOW.maxdict = _SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxset = 8
+
+
+def show(value: object) -> str:
+    """`value`'s repr for a message, cut short: nested containers to 3 levels and 8 items,
+    long strings and ints to about 40-60 characters (``1000000...0000``). It never fails: a
+    value whose own repr raises, or recurses too deep, is shown by its type."""
+    try:
+        return _SHOW.repr(value)
+    except Exception:  # RecursionError, a broken __repr__ inside a container, ...
+        return f"<{type(value).__name__}>"
+
+
+def _is_bool(value: object) -> bool:
+    """A Python, NumPy or torch bool (a bool is not a count, even where it would index)."""
+    return isinstance(value, bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool")
+
+
+def check_int(argument: str, value: object, *, low: int = 0, high: int | None = None,
+              form: str = "") -> int:
+    """`value` as an int in [low, high), or InitError naming `argument`.
+
+    Accepts Python ints and anything `operator.index` takes that is not a bool: NumPy
+    integers, 0-d integer tensors. `form` describes the valid values in the message (default
+    "an int >= low" or "an int in [low, high)")."""
+    number: int | None = None
+    if not _is_bool(value):
+        try:
+            number = operator.index(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, RuntimeError):
+            number = None
+    if number is None or number < low or (high is not None and number >= high):
+        want = form or (f"an int >= {low}" if high is None else f"an int in [{low}, {high})")
+        raise InitError(f"`{argument}` must be {want}, got {show(value)}.")
+    return number
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' Did you mean 'x'?' for the closest choice, or '' when nothing is close."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
@@ -31,7 +72,7 @@ def check_choice(argument: str, value: object, choices: Iterable[str]) -> None:
     options = tuple(choices)
     if value not in options:
         raise InitError(
-            f"`{argument}` must be one of {', '.join(map(repr, options))}, got {value!r}."
+            f"`{argument}` must be one of {', '.join(map(repr, options))}, got {show(value)}."
             f"{did_you_mean(str(value), options)}"
         )
 
@@ -46,10 +87,9 @@ def check_positive_finite(argument: str, value: float, *, allow_zero: bool = Fal
 
 
 def check_positive_int(argument: str, value: object) -> int:
-    """Return `value` if it is an int >= 1 (not a bool), or raise InitError naming `argument`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InitError(f"`{argument}` must be a positive int, got {value!r}.")
-    return value
+    """`value` as an int >= 1 (an int or NumPy integer, not a bool), or InitError naming
+    `argument`."""
+    return check_int(argument, value, low=1, form="a positive int")
 
 
 def first_line(exc: BaseException) -> str:
@@ -84,15 +124,15 @@ def failure(what: str, exc: BaseException | None = None, *, fix: str = "",
 
 def check_finite(argument: str, value: float) -> float:
     """Return `value` as a float, or raise InitError when it is not a finite real number."""
-    if isinstance(value, bool):
-        raise InitError(f"`{argument}` must be a real number, got the bool {value!r}.")
+    if _is_bool(value):
+        raise InitError(f"`{argument}` must be a real number, got the bool {show(value)}.")
     try:
-        number = float(value)
-    except OverflowError:  # an int beyond float64
-        raise InitError(f"`{argument}` must be finite, got {str(value)[:40]}... (an int "
-                        "beyond float64's range).") from None
-    except (TypeError, ValueError):
-        raise InitError(f"`{argument}` must be a real number, got {value!r}.") from None
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int (or Fraction, Decimal) beyond float64
+        raise InitError(f"`{argument}` must be finite, got {show(value)} (beyond float64's "
+                        "range, about 1.8e308).") from None
+    except (TypeError, ValueError, ArithmeticError, RuntimeError):  # RuntimeError: a tensor
+        raise InitError(f"`{argument}` must be a real number, got {show(value)}.") from None
     if not math.isfinite(number):
         raise InitError(f"`{argument}` must be finite, got {number!r}.")
     return number

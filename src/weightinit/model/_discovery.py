@@ -197,7 +197,7 @@ def _record(model: nn.Module, example_inputs: object, argument: str,
     if example_inputs is not None:
         args, kwargs = as_call(example_inputs, argument)
         try:
-            graph, how = trace(model, args, kwargs, measure=measure)
+            graph, how = trace(model, args, kwargs, measure=measure, given=True)
         except InitError:
             raise
         except Exception as exc:

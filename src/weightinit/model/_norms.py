@@ -9,7 +9,9 @@ import math
 import torch
 from torch import nn
 
+from .._sync import quiet_warnings
 from ._distributed import is_dtensor
+from ._probe import eval_mode, kept_attributes, probe_rng
 
 _MAX_PROBE = 1 << 18  # elements of the probe input at most
 
@@ -35,8 +37,6 @@ def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> f
     """c in ``y = (c + w) * x_hat``, from the outputs with w = 0 and w = 1 on a random input of
     `input_shape` (the first dimension cut to keep it small); None when the module cannot be
     probed (meta buffers, sharded state, an input too big) or does not act that way."""
-    from torch.func import functional_call
-
     params = dict(module.named_parameters())
     buffers = dict(module.named_buffers())
     state = {**params, **buffers}
@@ -47,30 +47,15 @@ def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> f
     shape = _probe_shape(input_shape, tuple(state[attr].shape))
     if math.prod(shape) > _MAX_PROBE or math.prod(shape) == 0:
         return None
-    weight = state[attr]
     generator = torch.Generator(device="cpu").manual_seed(0)
     x = torch.randn(shape, generator=generator, dtype=torch.float64)
-    outputs = []
-    training = [(m, m.training) for m in module.modules()]
     try:
-        module.eval()
-        for value in (0.0, 1.0, 2.0):
-            substituted = {name: t.detach().to("cpu", torch.float64) for name, t in
-                           buffers.items()}
-            for name, t in params.items():  # biases 0, other scales 1
-                fill = 0.0 if name.endswith("bias") else 1.0
-                substituted[name] = torch.full(t.shape, fill, dtype=torch.float64)
-            substituted[attr] = torch.full(weight.shape, value, dtype=torch.float64)
-            with torch.no_grad():
-                out = functional_call(module, substituted, (x.to(torch.float64),))
-            if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-                return None
-            outputs.append(out.to(torch.float64))
+        with quiet_warnings(), probe_rng(), kept_attributes(module), eval_mode(module):
+            outputs = _outputs(module, attr, x, params, buffers)
     except Exception:
         return None
-    finally:
-        for m, mode in training:
-            m.training = mode
+    if outputs is None:
+        return None
     base, step = outputs[0], outputs[1] - outputs[0]
     energy = float((step * step).sum())
     if not energy > 0 or not math.isfinite(energy):
@@ -84,3 +69,27 @@ def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> f
         return None  # not (c + w) * x_hat
     nearest = round(offset)
     return float(nearest) if abs(offset - nearest) < 1e-6 else offset
+
+
+def _outputs(module: nn.Module, attr: str, x: torch.Tensor, params: dict[str, torch.Tensor],
+             buffers: dict[str, torch.Tensor]) -> list[torch.Tensor] | None:
+    """The norm's outputs on `x` with `attr` 0, 1 and 2 (biases 0, other scales 1, buffers
+    copied, all in float64); None when it does not return a tensor of `x`'s shape."""
+    from torch.func import functional_call
+
+    weight = params.get(attr, buffers.get(attr))
+    assert weight is not None
+    outputs = []
+    for value in (0.0, 1.0, 2.0):
+        substituted = {name: t.detach().to("cpu", torch.float64) for name, t in
+                       buffers.items()}
+        for name, t in params.items():  # biases 0, other scales 1
+            fill = 0.0 if name.endswith("bias") else 1.0
+            substituted[name] = torch.full(t.shape, fill, dtype=torch.float64)
+        substituted[attr] = torch.full(weight.shape, value, dtype=torch.float64)
+        with torch.no_grad():
+            out = functional_call(module, substituted, (x,))
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            return None
+        outputs.append(out.to(torch.float64))
+    return outputs

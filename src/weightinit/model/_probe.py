@@ -5,7 +5,7 @@ real on copies)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -66,6 +66,8 @@ def input_for(module: nn.Module, device: torch.device | str
         if isinstance(module, nn.modules.conv._ConvTransposeNd):
             shape = (2, module.in_channels, *[8] * dims)
     elif isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        if module.num_embeddings < 1:  # an empty table: no id to look up
+            return None
         ids = torch.randint(0, module.num_embeddings, (2, 16), device=device,
                             generator=generator) if generator else torch.empty(
             (2, 16), dtype=torch.long, device=device)
@@ -92,6 +94,29 @@ def unwrap(model: nn.Module) -> nn.Module:
             model = model.module
         else:
             return model
+
+
+def check_model(model: object) -> nn.Module:
+    """`model` unwrapped (`unwrap`), or InitError: not an ``nn.Module``, or TorchScript."""
+    if not isinstance(model, nn.Module):
+        raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__} "
+                        f"{_short(model)}.")
+    model = unwrap(model)
+    scripted = [name for name, m in model.named_modules()
+                if isinstance(m, torch.jit.ScriptModule)]
+    if scripted:
+        where = "`model` is" if scripted[0] == "" else f"Its submodule {scripted[0]!r} is"
+        raise InitError(
+            f"{where} a TorchScript module (torch.jit.script or torch.jit.trace): weightinit "
+            "reads a model's Python forward, which TorchScript compiles away. Initialize the "
+            "eager model, then script it. Nothing was changed."
+        )
+    return model
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def as_call(inputs: object, argument: str = "example_inputs"
@@ -145,14 +170,56 @@ def to_meta(tree: Any) -> Any:
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the duration; each module's own flag restored afterwards."""
+    """Eval mode for the duration; each module's own flag restored afterwards. The flags are
+    set directly, module by module, both ways: a model whose ``train()`` does more (freezes a
+    backbone by setting ``requires_grad``) is not asked to do it."""
     modes = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
+        for module, _ in modes:
+            module.training = False
         yield
     finally:
         for module, mode in modes:
             module.training = mode
+
+
+@contextlib.contextmanager
+def kept_attributes(model: nn.Module) -> Iterator[None]:
+    """Every module's attributes as they were before (shallowly: the same objects), whatever a
+    forward sets: the old-style ``torch.nn.utils.spectral_norm`` stores ``module.weight``
+    (a meta tensor on the meta probe), a cache ``self._cached = x``, a call counter. Set
+    back, and those the forward added removed."""
+    saved = [(vars(module), dict(vars(module))) for module in model.modules()]
+    try:
+        yield
+    finally:
+        for attributes, before in saved:
+            for key in [k for k in attributes if k not in before]:
+                del attributes[key]
+            for key, value in before.items():
+                if attributes.get(key, _MISSING) is not value:
+                    attributes[key] = value
+
+
+_MISSING = object()
+
+
+PROBE_SEED = 0
+"""The probe forward's draws from torch's CPU generator (a ``torch.rand`` in a forward)
+come from this seed, on a forked generator: the plan does not depend on the caller's RNG
+state, and the caller's state is untouched."""
+
+
+@contextlib.contextmanager
+def probe_rng(devices: Sequence[int] = (), seed: int = PROBE_SEED) -> Iterator[None]:
+    """`borrowed_rng` with torch's CPU generator (and those of the CUDA `devices`) seeded
+    with `seed` for the duration: library code that runs model code drawing from the global
+    generators gets the same values every time, and the caller's states are put back."""
+    with borrowed_rng(devices):
+        torch.random.default_generator.manual_seed(seed)
+        for index in devices:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
 
 
 REAL_FIRST_BELOW = 1 << 24
@@ -161,14 +228,18 @@ milliseconds there, while the meta device's first use imports torch._dynamo (abo
 
 
 def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *,
-          measure: frozenset[str] = frozenset()) -> tuple[Graph, str]:
+          measure: frozenset[str] = frozenset(), given: bool = False) -> tuple[Graph, str]:
     """Record one forward pass without side effects, in one of two ways, the other as the
     fallback: on the meta device (parameters and buffers swapped for meta tensors for the
-    call; no memory, no compute), or for real under no_grad on copies of the buffers, with
-    the global RNG state restored. Big or non-CPU models try meta first; small CPU models
-    try the real pass first. Eval mode either way (no dropout), and every module's train/eval
-    flag restored. `measure`: modules whose input second moment to keep (`Graph.moments`),
-    which needs the real pass, so it is tried first."""
+    call; no memory, no compute), or for real under no_grad on copies of the parameters,
+    buffers and inputs (a forward that edits its weights in place, a max-norm constraint,
+    edits the copies), with the global RNG states forked (`probe_rng`). Big or non-CPU
+    models try meta first; small CPU models try the real pass first. Eval mode either way
+    (no dropout), every module's train/eval flag and attributes restored (`kept_attributes`).
+    `measure`: modules whose input second moment to keep (`Graph.moments`), which needs the
+    real pass, so it is tried first. `given`: the inputs are the user's, so a real pass that
+    fails is their error, raised, not hidden by a meta pass (which checks no values: token
+    ids out of range pass there)."""
     from torch.func import functional_call
 
     def run_with(tensors: dict[str, torch.Tensor]) -> Any:
@@ -189,12 +260,12 @@ def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *,
                       params={name: meta[name] for name in params})[0]
 
     def for_real() -> Graph:
-        copies = {name: t if name in params else t.detach().clone()
-                  for name, t in state.items()}
+        copies = {name: _copy(t) for name, t in state.items()}
         # Copies of the inputs too: a forward that edits its input in place edits ours.
         mine = tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x,
                         (args, kwargs))
-        return record(model, mine[0], mine[1], run_with(copies), measure=measure)[0]
+        return record(model, mine[0], mine[1], run_with(copies), measure=measure,
+                      params={name: copies[name] for name in params})[0]
 
     ways: list[tuple[str, Callable[[], Graph]]] = [("meta", on_meta), ("real", for_real)]
     if small or measure:
@@ -207,11 +278,12 @@ def trace(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *,
     eager = _eager_compiled(model)
     devices = sorted({t.device.index or 0 for t in state.values() if t.device.type == "cuda"})
     # The probe's warnings are not the user's; its draws must not advance the user's RNGs.
-    with eval_mode(model), quiet_warnings(), borrowed_rng(devices), hooks, eager:
+    with quiet_warnings(), probe_rng(devices), kept_attributes(model), eval_mode(model), \
+            hooks, eager:
         try:
             return ways[0][1](), ways[0][0]
         except Exception as first:  # e.g. data-dependent code on meta
-            if len(ways) == 1:
+            if len(ways) == 1 or (given and ways[0][0] == "real"):
                 raise
             try:
                 return ways[1][1](), ways[1][0]
@@ -228,6 +300,15 @@ def _eager_compiled(model: nn.Module) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
     manager: contextlib.AbstractContextManager[Any] = stance("force_eager")
     return manager
+
+
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy of a parameter or buffer for the real probe: its own memory; a parameter's is an
+    ``nn.Parameter`` with the same requires_grad (a forward may branch on either)."""
+    copy = tensor.detach().clone()
+    if isinstance(tensor, nn.Parameter):
+        return nn.Parameter(copy, requires_grad=tensor.requires_grad)
+    return copy
 
 
 def tensors_in(tree: Any) -> list[torch.Tensor]:
