@@ -16,13 +16,15 @@ from torch import nn
 
 from .._errors import InitError, failure
 from ..random import check_seed
+from ._apply import isolated_inverse, parametrized
 from ._discovery import discover
 from ._distributed import is_dtensor, is_meta
 from ._init_model import build_plan
-from ._plan import InitPlan, PlanRow, _parametrized, _through_parametrization
+from ._plan import InitPlan, PlanRow
 from ._policy import CALIBRATORS, Policy
 from ._presets import resolve_policy
-from ._probe import unwrap
+from ._probe import check_model
+from ._progress import Progress, check_progress, report, stages
 
 WEIGHTS = "model.safetensors"
 PLAN = "plan.json"
@@ -32,7 +34,8 @@ _DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
 
 
 def save_initial(model: nn.Module, path: str | os.PathLike[str], *, seed: int = 0,
-                 policy: str | Policy = "auto", example_inputs: object = None) -> InitPlan:
+                 policy: str | Policy = "auto", example_inputs: object = None,
+                 progress: Progress | None = None) -> InitPlan:
     """Write the parameters `wi.materialize(model, seed=seed, policy=policy)` would give
     `model` to the folder `path`: ``model.safetensors`` (one entry per parameter, under the
     names of ``model.state_dict()``; a tied parameter once, under its plan name) and
@@ -46,6 +49,11 @@ def save_initial(model: nn.Module, path: str | os.PathLike[str], *, seed: int = 
         model: any ``torch.nn.Module``, typically built under ``torch.device("meta")``.
         path: a folder (created if missing); an existing ``model.safetensors`` is replaced.
         seed, policy, example_inputs: as in `init_model`.
+        progress: optional ``progress(done, total, stage)``: ``"probing"`` (0 of 1, then 1
+            of 1) around discovery, then ``(0, n, "writing")`` and ``(i, n, "writing")``
+            after each of the n tensors is filled and written to the temporary file. An
+            exception it raises propagates; the temporary file is removed and an existing
+            ``model.safetensors`` is left as it was.
 
     Returns:
         The plan, as written to ``plan.json``.
@@ -55,10 +63,9 @@ def save_initial(model: nn.Module, path: str | os.PathLike[str], *, seed: int = 
             a DTensor (save from the unsharded meta model), or a file that cannot be written.
             Nothing is left half-written: the file is written under a temporary name first.
     """
-    if not isinstance(model, nn.Module):
-        raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
-    model = unwrap(model)
+    model = check_model(model)
     seed = check_seed(seed)
+    progress = check_progress(progress)
     if isinstance(policy, str) and policy in CALIBRATORS:
         raise InitError(f"Policy {policy!r} calibrates on data, which needs allocated weights; "
                         "save_initial takes a data-free policy such as 'auto'.")
@@ -78,7 +85,9 @@ def save_initial(model: nn.Module, path: str | os.PathLike[str], *, seed: int = 
     if sharded:
         raise InitError(f"Parameter {sharded[0]!r} is a DTensor: save the seed checkpoint from "
                         "the model built on the meta device, before sharding it.")
+    report(progress, 0, 1, "probing")
     plan = build_plan(discover(model, example_inputs), resolved, seed)
+    report(progress, 1, 1, "probing")
     unwritable = [row.name for row in plan.rows if row.spec is None and (
         row.name not in params or is_meta(params[row.name]))]
     if unwritable:
@@ -103,10 +112,12 @@ def save_initial(model: nn.Module, path: str | os.PathLike[str], *, seed: int = 
         with open(temporary, "wb") as out:
             out.write(len(text).to_bytes(8, "little"))
             out.write(text)
-            for _, (_, _, make) in entries.items():
+            step = stages(progress, "writing", len(entries))
+            for done, (_, _, make) in enumerate(entries.values(), 1):
                 values = make()
                 out.write(values.contiguous().reshape(-1).view(torch.uint8).numpy().data)
                 del values
+                step(done)
         os.replace(temporary, folder / WEIGHTS)
         (folder / PLAN).write_text(plan.to_json(), encoding="utf-8")
     except OSError as exc:
@@ -129,7 +140,7 @@ def _entries(model: nn.Module, plan: InitPlan, params: Mapping[str, torch.Tensor
                                 "safetensors cannot store.")
             entries[row.name] = (row.shape, param.dtype, _maker(row, param, plan.seed))
             continue
-        plist = _parametrized(model, row.name)  # weight_norm and the like: the originals
+        plist = parametrized(model, row.name)  # weight_norm and the like: the originals
         if any(True for _ in plist.buffers()):
             raise InitError(
                 f"{row.name!r} is parametrized with state of its own (spectral_norm's power "
@@ -160,6 +171,7 @@ def _original_maker(row: PlanRow, plist: nn.Module, dtype: torch.dtype, seed: in
                     index: int) -> Callable[[], torch.Tensor]:
     def make() -> torch.Tensor:
         values = row.fill_(torch.empty(row.shape, dtype=dtype), seed=seed)
-        return _through_parametrization(row.name, plist, values)[index][1].detach()
+        # The parametrization's own state (orthogonal's base) stays as it was: not written.
+        return isolated_inverse(row, plist, values, seed)[0][index][1].detach()
     return make
 

@@ -55,12 +55,15 @@ class Feed:
 
     @property
     def gain(self) -> float | None:
+        """1/sqrt(E[x^2]) of the feed (the factor that restores a unit second moment), or
+        None when the moment is unknown or not positive."""
         if self.moment is None or not self.moment > 0:
             return None
         return 1.0 / math.sqrt(self.moment)
 
     @property
     def known(self) -> bool:
+        """Whether the feed was determined (not ``"unknown"``)."""
         return self.label != "unknown"
 
 

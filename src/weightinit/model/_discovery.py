@@ -16,7 +16,14 @@ from ._info import ParamInfo
 from ._keep import deliberate, structured
 from ._norms import norm_offset
 from ._ops import canonical
-from ._probe import as_call, input_candidates, synthesize_input, trace
+from ._probe import (
+    as_call,
+    check_measurable,
+    input_candidates,
+    synthesize_input,
+    tensors_in,
+    trace,
+)
 from ._roles import describe_parameters
 from ._structure import embedding_groups, query_factors, routers, score_biases
 from ._uses import Use, parameter_uses
@@ -146,6 +153,11 @@ class _Facts:
                 note = "used functionally" if info.role != "unknown" else (
                     f"role from its use: {canonical(weight_use.op.name)}")
         measured = self.graph.moments.get(info.module)
+        if measured is not None and not math.isfinite(measured):
+            raise failure(
+                f"Measuring the input of {info.module!r} ({info.layer}) for {info.name!r}: "
+                f"its second moment on the forward pass is {measured!r}", fix="Pass "
+                "example_inputs on which the model's activations stay finite (real data)")
         if measured is not None and info.is_weight and role not in ("embedding", "norm.weight"):
             feed = Feed("measured", f"{feed.label} <- {feed.source}", measured)
             note = "; ".join(n for n in (note, f"input E[x^2] {measured:.4g}, measured") if n)
@@ -196,6 +208,8 @@ def _record(model: nn.Module, example_inputs: object, argument: str,
     note saying why, when no pass can run on a synthesized input."""
     if example_inputs is not None:
         args, kwargs = as_call(example_inputs, argument)
+        if measure:  # the new layers' inputs are measured on them: they must be data
+            check_measurable(tensors_in((args, kwargs)), argument)
         try:
             graph, how = trace(model, args, kwargs, measure=measure, given=True)
         except InitError:

@@ -89,6 +89,7 @@ class ParamInfo(ParamId):
 
     @property
     def activation(self) -> str:
+        """The label of what feeds the layer (``"relu"``, ``"measured"``, ``"unknown"``)."""
         return self.feed.label
 
     @property

@@ -16,18 +16,23 @@ from ._info import ParamInfo
 from ._plan import InitPlan, PlanRow
 from ._policy import CALIBRATORS, Policy
 from ._presets import resolve_policy
-from ._probe import unwrap
+from ._probe import check_model
+from ._progress import Progress, check_progress, report
 
 
 def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0,
                example_inputs: object = None, dry_run: bool = False,
-               only: Iterable[str] | None = None) -> InitPlan:
+               only: Iterable[str] | None = None,
+               progress: Progress | None = None) -> InitPlan:
     """Initialize every parameter of `model` by `policy`, and return the plan of what was done.
 
     Discovery runs one forward pass (on the meta device for models of 2**24 parameters or
     more, or off the CPU, when their code allows; for real under no_grad on copies of the
-    buffers for smaller CPU models or code that needs values; eval mode; no side effects: weights,
-    buffers, grads, train/eval flags and the global RNG are as before) on `example_inputs`,
+    parameters and buffers for smaller CPU models or code that needs values; eval mode, set
+    module by module without calling ``train()``; no side effects: weights, buffers, grads,
+    requires_grad, train/eval flags, module attributes and the global RNGs are as before,
+    and draws the forward makes from torch's generator come from a fixed seed) on
+    `example_inputs`,
     or on an input synthesized from the first layer (Linear, ConvNd, Embedding). From it each
     layer gets the activation that feeds it, and the layers that end residual branches are
     found. When no forward pass can run, rows are in module order with activation
@@ -53,21 +58,29 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
             model transformers loaded (its loaded tensors are marked ``_is_hf_initialized``)
             gets the same: ``"auto"`` keeps what was loaded and measures the inputs of the
             rest.
+        progress: optional ``progress(done, total, stage)``: ``(0, 1, "probing")`` and
+            ``(1, 1, "probing")`` around discovery, then (unless `dry_run`) ``(0, n,
+            "filling")`` and ``(i, n, "filling")`` after each of the n planned parameters is
+            computed, all before the model is written. An exception it raises propagates
+            and leaves the model unchanged. The library never prints. Data-driven policies
+            (``"lsuv"``) report nothing.
 
     Returns:
         The `InitPlan`, one row per parameter (tied parameters once), in execution order.
 
     Raises:
-        InitError: a bad policy or seed, inputs the model rejects, a rule that fails, or a
-            spec that cannot fill its parameter. The model is unchanged.
+        InitError: a bad argument (not an nn.Module, a TorchScript module, a bad policy or
+            seed), inputs the model rejects (on the real pass: a model probed on the meta
+            device sees shapes, not values), a rule that fails, a spec that cannot fill its
+            parameter or whose std overflows, a parameter that cannot be written (an
+            inference tensor, an expanded one). The model is unchanged.
 
     Example:
         >>> plan = wi.init_model(model)
         >>> rich.print(plan.table())
     """
-    if not isinstance(model, nn.Module):
-        raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
-    model = unwrap(model)
+    model = check_model(model)
+    progress = check_progress(progress)
     if isinstance(policy, str) and policy in CALIBRATORS:
         seed = check_seed(seed)
         if only is not None:
@@ -92,12 +105,14 @@ def init_model(model: nn.Module, policy: str | Policy = "auto", *, seed: int = 0
     selected = None if only is None else _select(model, only)
     fresh = selected if selected is not None else _not_loaded(model)
     measure = frozenset(name.rpartition(".")[0] for name in fresh)
+    report(progress, 0, 1, "probing")
     found = discover(model, example_inputs, measure=measure)
     if not found.dataflow and found.params:
         warn_no_dataflow(found, "init_model")
     plan = build_plan(found, resolved, seed, only=selected)
+    report(progress, 1, 1, "probing")
     if not dry_run:
-        plan.apply(model)
+        plan.apply(model, progress=progress)
     return plan
 
 

@@ -17,22 +17,25 @@ from __future__ import annotations
 
 import math
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._errors import InitError, did_you_mean, failure
+from .._errors import InitError, failure
 from ..random import FLOAT_DTYPES, check_seed
+from ._apply import unwritable
+from ._buffers import check_given, materialize_buffers, meta_buffers, put_back
 from ._discovery import discover
 from ._distributed import Box, is_dtensor, is_meta, local_tensor, shard_boxes
 from ._init_model import build_plan
 from ._plan import InitPlan, PlanRow
 from ._policy import CALIBRATORS
 from ._presets import resolve_policy
-from ._probe import unwrap
+from ._probe import check_model
+from ._progress import Progress, check_progress, report, stages
 
 
 def _device(device: object) -> torch.device:
@@ -48,141 +51,20 @@ def _device(device: object) -> torch.device:
             "`device` is 'meta': materialize allocates real memory; pass the device the model "
             "should live on, e.g. device='cpu' or device='cuda'."
         )
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        why = "was built without CUDA" if torch.version.cuda is None else "sees no GPU"
+        raise InitError(
+            f"`device` is {str(resolved)!r}, but CUDA is not available (torch "
+            f"{torch.__version__} {why}); pass device='cpu', or run where a GPU is "
+            "visible. Nothing was changed."
+        )
+    try:  # a device torch knows by name but cannot use here (no GPU, an index out of range)
+        torch.empty(0, device=resolved)
+    except Exception as exc:
+        raise failure(f"Allocating on `device` {str(resolved)!r}", exc,
+                      fix="Pass a device this process can allocate on, e.g. device='cpu'"
+                      ) from None
     return resolved
-
-
-# --- buffers ------------------------------------------------------------------------------------
-@dataclass
-class _MetaBuffer:
-    name: str
-    module: nn.Module
-    attr: str
-    original: torch.Tensor
-    allocated: torch.Tensor | None = None
-    version: int = 0
-
-
-def _meta_buffers(model: nn.Module) -> list[_MetaBuffer]:
-    found: list[_MetaBuffer] = []
-    seen: set[int] = set()
-    for module_name, module in model.named_modules():
-        for attr, buffer in module._buffers.items():
-            if buffer is None or id(buffer) in seen or not is_meta(buffer):
-                continue
-            seen.add(id(buffer))
-            found.append(_MetaBuffer(f"{module_name}.{attr}" if module_name else attr, module,
-                                     attr, buffer))
-    return found
-
-
-def _hf_initializer(model: nn.Module, module_name: str) -> Callable[[nn.Module], None] | None:
-    """The `_init_weights` of the outermost transformers model above `module_name`: it knows
-    how to recompute the buffers of its modules (rotary inv_freq, ...)."""
-    parts = module_name.split(".") if module_name else []
-    for cut in range(len(parts) + 1):
-        owner = model.get_submodule(".".join(parts[:cut]))
-        init = getattr(owner, "_init_weights", None)
-        if callable(init) and type(owner).__module__.startswith("transformers."):
-            return init  # type: ignore[no-any-return]
-    return None
-
-
-def _recipe(model: nn.Module, module_name: str, module: nn.Module) -> tuple[
-        str, Callable[[], object]] | None:
-    """How `module`'s own code recomputes its buffers, or None."""
-    if isinstance(module, nn.modules.batchnorm._NormBase):
-        return "reset_running_stats()", module.reset_running_stats
-    hf = _hf_initializer(model, module_name)
-    if hf is not None:
-        return "transformers' _init_weights", lambda: hf(module)
-    reset = getattr(module, "reset_parameters", None)
-    if callable(reset):
-        return f"{type(module).__name__}.reset_parameters()", reset
-    return None
-
-
-def _written(buffer: _MetaBuffer) -> bool:
-    current = buffer.module._buffers.get(buffer.attr)
-    if current is None or is_meta(current):
-        return False
-    return current is not buffer.allocated or current._version > buffer.version
-
-
-def _put_back(buffers: list[_MetaBuffer]) -> None:
-    for buffer in buffers:
-        buffer.module._buffers[buffer.attr] = buffer.original
-
-
-def _materialize_buffers(model: nn.Module, device: torch.device,
-                         given: Mapping[str, torch.Tensor], buffers: list[_MetaBuffer]
-                         ) -> list[str]:
-    """Allocate every meta buffer in `buffers` on `device` and have its module recompute it;
-    all of them, or InitError with every buffer put back on meta. Returns notes on what was
-    done."""
-    by_name = {b.name: b for b in buffers}
-    for name, value in given.items():
-        if name not in by_name:
-            raise InitError(
-                f"`buffers` names {name!r}, which is not a meta-device buffer of the model."
-                f"{did_you_mean(name, by_name)} Meta buffers: "
-                f"{', '.join(by_name) if by_name else 'none'}."
-            )
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(
-                by_name[name].original.shape) or value.is_meta:
-            raise InitError(
-                f"`buffers[{name!r}]` must be a tensor with values of shape "
-                f"{tuple(by_name[name].original.shape)}, got "
-                f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}"
-                "."
-            )
-    modules = dict(model.named_modules())
-    owners = {id(m): name for name, m in modules.items()}
-    how: dict[str, list[str]] = {}
-    failed: list[str] = []
-    try:
-        with torch.no_grad():
-            pending: dict[int, list[_MetaBuffer]] = {}
-            for buffer in buffers:
-                if buffer.name in given:
-                    value = given[buffer.name].detach().to(device=device,
-                                                           dtype=buffer.original.dtype).clone()
-                    buffer.module._buffers[buffer.attr] = value
-                    buffer.allocated = value
-                    how.setdefault("given in `buffers`", []).append(buffer.name)
-                    continue
-                allocated = torch.empty_like(buffer.original, device=device)
-                buffer.module._buffers[buffer.attr] = allocated
-                buffer.allocated, buffer.version = allocated, allocated._version
-                pending.setdefault(id(buffer.module), []).append(buffer)
-            for mine in pending.values():
-                module = mine[0].module
-                recipe = _recipe(model, owners[id(module)], module)
-                why = f"{type(module).__name__} has no reset_parameters()"
-                if recipe is not None:
-                    label, run = recipe
-                    try:
-                        run()
-                        why = f"{label} did not set it"
-                    except Exception as exc:
-                        why = f"{label} raised {type(exc).__name__}: {exc}"
-                for buffer in mine:
-                    if _written(buffer):
-                        how.setdefault(recipe[0] if recipe else "", []).append(buffer.name)
-                    else:
-                        failed.append(f"{buffer.name!r} (shape {tuple(buffer.original.shape)}; "
-                                      f"{why})")
-        if failed:
-            raise failure(
-                f"Buffer{'s' if len(failed) > 1 else ''} {', '.join(failed[:5])}"
-                f"{f' and {len(failed) - 5} more' if len(failed) > 5 else ''} would stay "
-                "uninitialized: built on the meta device, they have no values, and their "
-                "module's code does not recompute them",
-                fix="Give the module a reset_parameters() that sets them, pass "
-                "buffers={name: tensor}, or create them with an explicit device= in __init__")
-    except BaseException:
-        _put_back(buffers)
-        raise
-    return [f"Buffers recomputed by {label}: {', '.join(names)}." for label, names in how.items()]
 
 
 # --- parameters ---------------------------------------------------------------------------------
@@ -221,6 +103,9 @@ def _layouts(plan: InitPlan, params: Mapping[str, torch.Tensor]) -> list[_Target
                 )
         else:
             boxes = [((0,) * param.dim(), (0,) * param.dim(), tuple(param.shape))]
+        why = "" if is_meta(param) else unwritable(local_tensor(param))
+        if why:  # allocated already: it is overwritten in place
+            raise failure(f"Parameter {row.name!r} (shape {row.shape}) {why}")
         targets.append(_Target(row, param, boxes))
     if wrong_dtype:
         raise failure(
@@ -242,29 +127,39 @@ def _layouts(plan: InitPlan, params: Mapping[str, torch.Tensor]) -> list[_Target
     return targets
 
 
-def _fill(targets: list[_Target], device: torch.device, seed: int) -> None:
-    """Allocate and fill every target's local values, none of them in the model yet; on a
-    failure, InitError with everything allocated here released."""
-    target = box = None
+def _fill(targets: list[_Target], device: torch.device, seed: int,
+          progress: Progress | None = None) -> None:
+    """Allocate and fill every target's local values, none of them in the model yet, calling
+    `progress` after each; on a failure (InitError) or an exception from `progress` (as it
+    is), everything allocated here is released."""
+    step = stages(progress, "materializing", len(targets))
     try:
-        for target in targets:
-            if is_meta(target.param):
-                target.fresh = torch.empty_like(target.param, device=device)
-                target.local = local_tensor(target.fresh)
-            else:  # allocated: fill scratch space, copied in once every fill has succeeded
-                target.local = torch.empty_like(local_tensor(target.param))
-            for start, offset, size in target.boxes:
-                box = target.local[tuple(slice(a, a + n) for a, n in zip(start, size,
-                                                                         strict=True))]
-                target.row.fill_(box, seed=seed, offset=offset)
-    except Exception as exc:
-        if target is None:
-            raise
-        row = target.row
+        for done, target in enumerate(targets, 1):
+            _fill_one(target, device, seed)
+            step(done)
+    except BaseException as exc:
         for each in targets:
             each.fresh = each.local = None
-        target = box = None
         traceback.clear_frames(exc.__traceback__)  # their locals hold what was allocated
+        raise
+
+
+def _fill_one(target: _Target, device: torch.device, seed: int) -> None:
+    box = None
+    try:
+        if is_meta(target.param):
+            target.fresh = torch.empty_like(target.param, device=device)
+            target.local = local_tensor(target.fresh)
+        else:  # allocated: fill scratch space, copied in once every fill has succeeded
+            target.local = torch.empty_like(local_tensor(target.param))
+        for start, offset, size in target.boxes:
+            box = target.local[tuple(slice(a, a + n) for a, n in zip(start, size, strict=True))]
+            target.row.fill_(box, seed=seed, offset=offset)
+            box = None
+    except Exception as exc:
+        target.fresh = target.local = box = None
+        traceback.clear_frames(exc.__traceback__)
+        row = target.row
         # An unexpected exception (a bug in a custom spec) keeps its traceback.
         raise failure(f"Filling {row.name!r} (shape {row.shape}) with {row.spec!r}", exc,
                       fix="Give this parameter a rule with a spec that can fill it") from (
@@ -310,7 +205,8 @@ def _commit(model: nn.Module, targets: list[_Target]) -> None:
 
 def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
                 policy: Any = "auto", example_inputs: object = None,
-                buffers: Mapping[str, torch.Tensor] | None = None) -> InitPlan:
+                buffers: Mapping[str, torch.Tensor] | None = None,
+                progress: Progress | None = None) -> InitPlan:
     """Allocate a model built on the meta device and initialize it by `policy`, filling only
     what this process holds: plain parameters whole, a DTensor's (FSDP2's, tensor
     parallelism's) local shard only, each box of it at its global offsets. The assembled
@@ -339,20 +235,27 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
             model: materialize first, then run `wi.lsuv`).
         example_inputs: inputs for discovery, as in `init_model`.
         buffers: values for meta buffers that no module code recomputes, by qualified name.
+        progress: optional ``progress(done, total, stage)``: ``"probing"`` (0 of 1, then 1
+            of 1) around discovery, then ``(0, n, "materializing")`` and ``(i, n,
+            "materializing")`` after each of the n parameters this process fills is
+            allocated and filled, all before any goes into the model. An exception it raises
+            propagates, with the model as it was.
 
     Returns:
         The `InitPlan`; its notes say what was allocated and how buffers were recomputed.
 
     Raises:
-        InitError: a bad argument, an unsupported placement (Partial), a dtype no scheme
-            fills (complex, integer), a meta parameter the policy would keep as it is (no
-            values to keep), a buffer that would stay uninitialized, or a fill that fails.
+        InitError: a bad argument (a device this process cannot allocate on, CUDA without
+            a GPU; `buffers` keys that are not meta buffers' names, values of another
+            shape), an unsupported placement (Partial), a dtype no scheme fills (complex,
+            integer), a meta parameter the policy would keep as it is (no values to keep),
+            an allocated parameter that cannot be written in place, a buffer that would
+            stay uninitialized, or a fill that fails. All but the last two are refused
+            before anything is allocated.
             The model is left as it was: its parameters and buffers are the same (meta)
             objects, and nothing allocated is kept.
     """
-    if not isinstance(model, nn.Module):
-        raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
-    model = unwrap(model)
+    model = check_model(model)
     target_device = _device(device)
     seed = check_seed(seed)
     if isinstance(policy, str) and policy in CALIBRATORS:
@@ -361,13 +264,20 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
             f"with policy='auto' first, then run wi.{policy}(model, batch)."
         )
     resolved = resolve_policy(policy)
+    progress = check_progress(progress)
     if buffers is not None and not isinstance(buffers, Mapping):
-        raise InitError(f"`buffers` must be a dict of buffer name -> tensor, got {buffers!r}.")
+        raise InitError(f"`buffers` must be a dict of buffer name -> tensor, got "
+                        f"{type(buffers).__name__} {buffers!r:.60}.")
+    given = dict(buffers or {})
+    found_buffers = meta_buffers(model)
+    check_given(given, found_buffers)
     params = dict(model.named_parameters(remove_duplicate=False))
     for name, param in params.items():
         if is_dtensor(param):
             shard_boxes(name, param)  # refuse unsupported placements before discovery
+    report(progress, 0, 1, "probing")
     plan = build_plan(discover(model, example_inputs), resolved, seed)
+    report(progress, 1, 1, "probing")
     parametrized = [row.name for row in plan.rows if row.name not in params]
     if parametrized:
         raise InitError(
@@ -389,13 +299,12 @@ def materialize(model: nn.Module, *, device: torch.device | str, seed: int = 0,
     targets = _layouts(plan, params)
     meta_params = sum(1 for t in targets if is_meta(t.param))
     notes = list(plan.notes)
-    meta_buffers = _meta_buffers(model)
-    notes += _materialize_buffers(model, target_device, dict(buffers or {}), meta_buffers)
+    notes += materialize_buffers(model, target_device, given, found_buffers, seed)
     try:  # parameters: all filled before any goes into the model
-        _fill(targets, target_device, seed)
+        _fill(targets, target_device, seed, progress)
         _commit(model, targets)
     except BaseException:
-        _put_back(meta_buffers)
+        put_back(found_buffers)
         raise
     local = sum(math.prod(size) for t in targets for _, _, size in t.boxes)
     total = sum(math.prod(row.shape) for row in plan.rows if row.spec is not None)

@@ -5,6 +5,7 @@ norms people write (``c = 0``: torch's LayerNorm and RMSNorm; ``c = 1``: Gemma's
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -71,8 +72,9 @@ def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> f
     return float(nearest) if abs(offset - nearest) < 1e-6 else offset
 
 
-def _outputs(module: nn.Module, attr: str, x: torch.Tensor, params: dict[str, torch.Tensor],
-             buffers: dict[str, torch.Tensor]) -> list[torch.Tensor] | None:
+def _outputs(module: nn.Module, attr: str, x: torch.Tensor,
+             params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor]
+             ) -> list[torch.Tensor] | None:
     """The norm's outputs on `x` with `attr` 0, 1 and 2 (biases 0, other scales 1, buffers
     copied, all in float64); None when it does not return a tensor of `x`'s shape."""
     from torch.func import functional_call

@@ -17,7 +17,8 @@ from ..random import Backend, check_seed
 from ..schemes import Spec, spec_from_dict
 from ..theory import Fans, infer_fans
 from ._info import ParamId, ParamInfo
-from ._probe import unwrap
+from ._probe import check_model
+from ._progress import Progress, check_progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class PlanRow(ParamId):
 
     @property
     def kept(self) -> bool:
+        """The plan keeps the parameter as it is (no spec)."""
         return self.spec is None
 
     @property
@@ -81,6 +83,8 @@ class PlanRow(ParamId):
         return tensor
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as plain JSON-able data (the spec as its own ``to_dict()``); read back by
+        `PlanRow.from_dict`."""
         return {
             "name": self.name, "aliases": list(self.aliases), "shape": list(self.shape),
             "role": self.role, "layer": self.layer, "module": self.module,
@@ -191,10 +195,14 @@ class InitPlan:
                 f"seed={self.seed}, kept={kept})")
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan as plain JSON-able data: policy, seed, notes and rows; read back by
+        `InitPlan.from_dict`."""
         return {"policy": self.policy, "seed": self.seed, "notes": list(self.notes),
                 "rows": [row.to_dict() for row in self.rows]}
 
     def to_json(self, indent: int | None = 2) -> str:
+        """`to_dict` as JSON text (`indent` as in ``json.dumps``); read back by
+        `InitPlan.from_json`, which fills the same bits."""
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
@@ -231,155 +239,29 @@ class InitPlan:
 
         return plan_table(self)
 
-    def apply(self, model: nn.Module) -> InitPlan:
-        """Fill `model`'s parameters as planned; all of them or, on any error, none."""
-        if not isinstance(model, nn.Module):
-            raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
-        model = unwrap(model)
-        params = dict(model.named_parameters(remove_duplicate=False))
-        for row in self.rows:
-            param: torch.Tensor | None = params.get(row.name)
-            if param is None:
-                param = _first_original(_parametrized(model, row.name))
-            if param is None:
-                raise InitError(
-                    f"The plan has parameter {row.name!r}, which the model does not; build the "
-                    "plan for this model with wi.init_model(model, dry_run=True)."
-                )
-            if row.name not in params:
-                pass  # a parametrized tensor: its originals are checked once filled
-            elif tuple(param.shape) != row.shape:
-                raise InitError(
-                    f"Parameter {row.name!r} has shape {tuple(param.shape)}, the plan expected "
-                    f"{row.shape}; rebuild the plan for this model."
-                )
-            if param.device.type == "meta":
-                raise InitError(
-                    f"Parameter {row.name!r} is on the meta device (no memory to fill); "
-                    "wi.materialize(model, device='cpu') allocates and initializes it."
-                )
-        _refuse_shared_memory(params, self.rows)
-        fresh: list[tuple[torch.Tensor, torch.Tensor]] = []  # (destination, values)
-        reparametrized = []
-        for row in self.rows:
-            if row.spec is None:
-                continue
-            plist = None if row.name in params else _parametrized(model, row.name)
-            like = params[row.name] if plist is None else _first_original(plist)
-            assert like is not None  # checked above
-            values = torch.empty(row.shape, dtype=like.dtype, device=like.device)
-            try:
-                row.fill_(values, seed=self.seed)
-                _check_finite(row, values)
-                if plist is None:
-                    fresh.append((params[row.name], values))
-                else:
-                    fresh.extend(_through_parametrization(row.name, plist, values))
-                    reparametrized.append(plist)
-            except Exception as exc:
-                # An unexpected exception (a bug in a custom spec) keeps its traceback.
-                raise failure(f"Filling {row.name!r} (shape {row.shape}) with {row.spec!r}",
-                              exc, unchanged="No parameter") from (
-                    None if isinstance(exc, InitError) else exc)
-        with torch.no_grad():
-            for destination, values in fresh:
-                destination.copy_(values)
-            for plist in reparametrized:
-                _restart_power_iteration(plist)
+    def apply(self, model: nn.Module, *, progress: Progress | None = None) -> InitPlan:
+        """Fill `model`'s parameters as planned; all of them or, on any error, none.
+
+        Every destination is checked before anything is computed (names, shapes, shared
+        memory, and tensors that cannot be written in place: inference tensors, expanded
+        ones, sparse ones, DTensor shards), and every value is computed outside the model
+        before the first is written.
+
+        Args:
+            model: the model the plan was made for (wrappers are looked through).
+            progress: optional ``progress(done, total, "filling")``, called with 0 first
+                and then after each planned parameter is computed (``done == total``
+                last), all before the model is written: an exception it raises propagates
+                and leaves the model unchanged.
+
+        Raises:
+            InitError: a parameter the model lacks or with another shape, one that cannot
+                be written, a fill that fails. The model is unchanged.
+        """
+        from ._apply import apply_plan
+
+        apply_plan(self, check_model(model), check_progress(progress))
         return self
-
-
-def _check_finite(row: PlanRow, values: torch.Tensor) -> None:
-    """InitError when a spec's values overflow the parameter's dtype (a std of 1e39 in
-    float32, a bound of 1e5 in float16): inf or NaN would be written silently otherwise."""
-    if values.is_floating_point() and values.numel() and not bool(torch.isfinite(values).all()):
-        limit = torch.finfo(values.dtype).max
-        raise InitError(
-            f"{row.spec!r} gives {row.name!r} values that overflow {values.dtype} (largest "
-            f"finite value {limit:.4g}); give it a spec whose values fit the dtype"
-        )
-
-
-def _refuse_shared_memory(params: Mapping[str, torch.Tensor], rows: Sequence[PlanRow]) -> None:
-    """InitError when two different parameters the plan fills share memory (one made from a
-    slice of the other): filling one would silently overwrite part of the other."""
-    owners: dict[int, str] = {}
-    seen: set[int] = set()
-    for row in rows:
-        param = params.get(row.name)
-        if (row.spec is None or param is None or id(param) in seen or param.numel() == 0
-                or param.device.type == "meta"):
-            continue
-        seen.add(id(param))
-        try:
-            storage = param.untyped_storage().data_ptr()
-        except (RuntimeError, NotImplementedError):  # no plain storage (a tensor subclass)
-            continue
-        if storage in owners:
-            raise InitError(
-                f"Parameters {owners[storage]!r} and {row.name!r} share memory (one was made "
-                "from a slice of the other), so filling one would overwrite part of the other. "
-                "Give one of them its own storage (.clone()), or tie them as the same "
-                "nn.Parameter. No parameter was changed."
-            )
-        owners[storage] = row.name
-
-
-def _parametrized(model: nn.Module, name: str) -> Any:
-    """The ParametrizationList behind a parametrized tensor's logical name (``fc.weight``),
-    or None."""
-    from torch.nn.utils import parametrize
-
-    owner, _, attr = name.rpartition(".")
-    try:
-        module = model.get_submodule(owner)
-    except AttributeError:
-        return None
-    if not parametrize.is_parametrized(module, attr):
-        return None
-    return module.parametrizations[attr]  # type: ignore[index]
-
-
-def _restart_power_iteration(plist: Any) -> None:
-    """spectral_norm estimates sigma with vectors it keeps between calls: converge them on
-    the new weight, as registering spectral_norm does (15 iterations), or they would
-    describe the old one."""
-    for parametrization in plist:
-        power = getattr(parametrization, "_power_method", None)
-        reshape = getattr(parametrization, "_reshape_weight_to_matrix", None)
-        if power is not None and reshape is not None and plist.is_tensor:
-            power(reshape(plist.original), 15)
-
-
-def _first_original(plist: Any) -> torch.Tensor | None:
-    if plist is None:
-        return None
-    first: torch.Tensor = plist.original if plist.is_tensor else plist.original0
-    return first
-
-
-def _through_parametrization(name: str, plist: Any, values: torch.Tensor
-                             ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(original, its values) for a parametrized tensor set to `values`: each
-    parametrization's right_inverse, last first (what assigning the tensor does, without
-    assigning yet)."""
-    with torch.no_grad():
-        value: Any = values
-        for parametrization in reversed(list(plist)):
-            inverse = getattr(parametrization, "right_inverse", None)
-            if inverse is not None:
-                value = inverse(value)
-    originals = [plist.original] if plist.is_tensor else [
-        getattr(plist, f"original{i}") for i in range(plist.ntensors)]
-    computed = [value] if plist.is_tensor else list(value)
-    if len(computed) != len(originals) or any(
-            tuple(c.shape) != tuple(o.shape) for c, o in zip(computed, originals, strict=False)):
-        raise InitError(
-            f"The parametrization of {name!r} maps its values to tensors of shapes "
-            f"{[tuple(c.shape) for c in computed]}, not its originals' "
-            f"{[tuple(o.shape) for o in originals]}; give it a rule that keeps it (spec None)."
-        )
-    return list(zip(originals, computed, strict=True))
 
 
 WRAPPER_SEGMENTS = ("_checkpoint_wrapped_module", "_orig_mod")
@@ -393,11 +275,25 @@ def canonical_key(name: str) -> str:
 
 
 def _std_of(spec: Spec | None, info: ParamInfo) -> float | None:
+    """The std `spec` gives the parameter (None: kept, or a spec with no std for its fans);
+    InitError naming the parameter when computing it overflows or it is not finite."""
     if spec is None:
         return None
     try:
         if spec.needs_fans:
-            return spec.std_for(info.fans if info.fans is not None else infer_fans(info.shape))
-        return spec.std_for(infer_fans(info.shape) if len(info.shape) >= 2 else None)
+            std = spec.std_for(info.fans if info.fans is not None else infer_fans(info.shape))
+        else:
+            std = spec.std_for(infer_fans(info.shape) if len(info.shape) >= 2 else None)
     except InitError:
         return None
+    except ArithmeticError as exc:  # OverflowError, ZeroDivisionError: a spec's arithmetic
+        raise failure(f"Computing the std {spec!r} gives {info.name!r} (shape {info.shape}, "
+                      f"fans {info.fans})", exc,
+                      fix="Give it a spec whose std is a finite float (a smaller gain or "
+                      "scale)") from None
+    if not isinstance(std, (int, float)) or not math.isfinite(std):
+        raise failure(f"{spec!r} gives {info.name!r} (shape {info.shape}, fans {info.fans}) "
+                      f"the std {std!r}, not a finite number",
+                      fix="Give it a spec whose std is a finite float (a smaller gain or "
+                      "scale)")
+    return float(std)

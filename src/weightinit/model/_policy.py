@@ -90,6 +90,8 @@ class Rule:
             )
 
     def describe(self) -> str:
+        """The rule's label, or its criteria and spec as ``Rule(role='linear.weight', ...)``:
+        what a plan row's `rule` shows."""
         if self.label is not None:
             return self.label
         parts = []
@@ -103,6 +105,8 @@ class Rule:
         return f"Rule({', '.join(parts) or 'all'})"
 
     def matches(self, info: ParamInfo) -> bool:
+        """Whether every criterion given (module, name, role, activation, when) holds for
+        the parameter `info`."""
         if self.module is not None:
             if isinstance(self.module, str):
                 if not fnmatch.fnmatchcase(info.layer, self.module):
@@ -117,6 +121,8 @@ class Rule:
         return self.when is None or bool(self.when(info))
 
     def resolve(self, info: ParamInfo) -> Spec | None:
+        """The spec for the parameter `info`: the rule's spec, or what its function returns
+        for `info` (None: keep it); InitError for a function returning anything else."""
         if self.spec is None or isinstance(self.spec, Spec):
             return self.spec
         result = self.spec(info)

@@ -142,24 +142,29 @@ def check_batch(batch: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
     tensors = [x for x in tree_flatten((args, kwargs))[0] if isinstance(x, torch.Tensor)]
     if not tensors:
         raise InitError("`batch` holds no tensor; pass the model's input batch.")
+    check_measurable(tensors, "batch")
+    return args, kwargs
+
+
+def check_measurable(tensors: list[torch.Tensor], argument: str) -> None:
+    """InitError for a tensor that cannot be measured on: on meta, empty, or not finite."""
     for tensor in tensors:
         if tensor.device.type == "meta":
             raise InitError(
-                f"`batch` has a meta tensor (shape {tuple(tensor.shape)}): measuring needs "
-                "values; pass a batch on a real device."
+                f"`{argument}` has a meta tensor (shape {tuple(tensor.shape)}): measuring "
+                "needs values; pass a batch on a real device."
             )
         if tensor.numel() == 0:
             raise InitError(
-                f"`batch` has an empty tensor (shape {tuple(tensor.shape)}); measuring needs "
-                "samples."
+                f"`{argument}` has an empty tensor (shape {tuple(tensor.shape)}); measuring "
+                "needs samples."
             )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             raise InitError(
-                f"`batch` has {bad} NaN/Inf values (tensor of shape {tuple(tensor.shape)}); "
-                "the model must be measured on finite inputs."
+                f"`{argument}` has {bad} NaN/Inf values (tensor of shape "
+                f"{tuple(tensor.shape)}); the model must be measured on finite inputs."
             )
-    return args, kwargs
 
 
 def to_meta(tree: Any) -> Any:
@@ -216,7 +221,7 @@ def probe_rng(devices: Sequence[int] = (), seed: int = PROBE_SEED) -> Iterator[N
     with `seed` for the duration: library code that runs model code drawing from the global
     generators gets the same values every time, and the caller's states are put back."""
     with borrowed_rng(devices):
-        torch.random.default_generator.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         for index in devices:
             torch.cuda.default_generators[index].manual_seed(seed)
         yield
