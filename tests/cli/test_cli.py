@@ -29,13 +29,22 @@ def test_gain_backward_and_torch_modes(capsys):
     assert capsys.readouterr().out.strip() == "1.414214"
 
 
-def test_unknown_activation_is_one_line_on_stderr(capsys):
-    assert main(["gain", "gelx"]) == 1
+def test_unknown_activation_is_a_usage_error_in_one_line(capsys):
+    # Exit 2 as the help says of usage errors; the names listed are the help's, and the
+    # advice is the CLI's (a module or a function cannot be given here).
+    assert main(["gain", "gelx"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1
-    assert "Did you mean 'gelu'?" in lines[0]
+    assert "Did you mean 'gelu'?" in lines[0] and "weightinit gain --help" in lines[0]
+    assert "nn.Module" not in lines[0] and "function" not in lines[0]
+    listed = lines[0].split("Choose one of: ")[1].split(". (see")[0].split(", ")
+    with pytest.raises(SystemExit):
+        main(["gain", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in listed)
+    assert help_text.split("Activations: ")[1].split(".")[0].split(", ") == listed
 
 
 def test_usage_errors_exit_2(capsys):
@@ -192,7 +201,7 @@ def test_plan_from_an_importable_module(net_file, capsys, monkeypatch):
     ("{file}:buidl", [], "Did you mean 'build'"),
     ("{file}:broken", [], "RuntimeError: out of ideas"),
     ("{file}:not_a_model", [], "not a torch.nn.Module"),
-    ("{file}:VALUE", [], "not a callable"),
+    ("{file}:VALUE", [], "is an int, not a callable"),
     ("{dir}/missing.py:build", [], "no such file"),
     ("no_such_module_xyz:build", [], "cannot be imported"),
     ("{file}", [], "MODULE:FACTORY"),

@@ -9,9 +9,12 @@ from weightinit.model import CALIBRATORS, PRESETS
 SHARED = {
     "gain": ["--json"],
     "demo": ["--seed", "--width", "--json"],
-    "plan": ["MODULE:FACTORY", "--input-shape", "--input-dtype", "--seed", "--width", "--json"],
-    "diagnose": ["MODULE:FACTORY", "--input-shape", "--input-dtype", "--seed", "--width",
-                 "--json"],
+    "plan": ["MODULE:FACTORY", "--input-shape", "--input-dtype", "--inputs", "--seed",
+             "--width", "--wide", "--json"],
+    "diagnose": ["MODULE:FACTORY", "--input-shape", "--input-dtype", "--inputs", "--seed",
+                 "--width", "--json"],
+    "checkpoint": ["MODULE:FACTORY", "--input-shape", "--input-dtype", "--inputs", "--seed",
+                   "--json"],
 }
 
 
@@ -39,7 +42,7 @@ def test_gain_has_no_table_width(capsys):
 
 @pytest.mark.parametrize("command", ["plan", "diagnose"])
 def test_help_lists_every_registered_policy(capsys, command):
-    assert CALIBRATORS, "weightinit registers lsuv when imported"
+    assert CALIBRATORS, "importing weightinit.model registers lsuv"
     text = _help(capsys, command)
     for name in [*PRESETS, *CALIBRATORS]:
         assert f" {name}" in text, (command, name)

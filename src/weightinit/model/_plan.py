@@ -233,11 +233,14 @@ class InitPlan:
             raise InitError(f"`text` is not a plan's JSON: {exc}.") from None
         return cls.from_dict(data)
 
-    def table(self) -> Any:
-        """The plan as a `rich.table.Table` (print it with ``rich.print`` or a Console)."""
+    def table(self, *, wide: bool = False) -> Any:
+        """The plan as a `rich.table.Table` (print it with ``rich.print`` or a Console) that
+        fits the width it is printed at: every column when there is room, else the compact
+        ones (parameter, shape, role, spec, std, rule), names never split mid-word unless the
+        console is narrower than that. `wide`: every column, whatever the width."""
         from ._table import plan_table
 
-        return plan_table(self)
+        return plan_table(self, wide=wide)
 
     def apply(self, model: nn.Module, *, progress: Progress | None = None) -> InitPlan:
         """Fill `model`'s parameters as planned; all of them or, on any error, none.
