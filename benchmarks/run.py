@@ -1,6 +1,8 @@
 """`make bench`: weightinit against torch's own code and the PyPI `lsuv` package, each timed
 against its baseline in the same run. Sections (--only NAME runs one; default: all, in order):
 
+  cli          the command line's start-up: `weightinit --version`, `--help` and `gain gelu`
+               as fresh processes vs a bare interpreter and `import torch` (bench_cli.py)
   fills        `Spec.fill_` keyed fills (wi.Normal, wi.Uniform, wi.TruncatedNormal) vs torch's
                `normal_`, `uniform_` and `nn.init.trunc_normal_`, on 1 and --threads threads,
                as a fraction of `fill_`; a fresh process's first fill (bench_fills.py)
@@ -35,6 +37,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import bench_cli
 import bench_construct
 import bench_diagnose
 import bench_fills
@@ -45,7 +48,7 @@ import bench_shootout
 import torch
 from _common import HERE
 
-SECTIONS = ("fills", "gpt2", "construct", "lsuv", "diagnose", "materialize", "shootout")
+SECTIONS = ("cli", "fills", "gpt2", "construct", "lsuv", "diagnose", "materialize", "shootout")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"weightinit benchmarks: torch {torch.__version__}, {args.threads} threads, "
           f"median of {args.reps}", flush=True)
     results: dict[str, object] = {"threads": args.threads, "reps": args.reps}
+    if args.only in (None, "cli"):
+        print("CLI start-up (fresh processes; --version and --help import no torch):",
+              flush=True)
+        results["cli"] = cli = bench_cli.run(max(args.reps, 5))
+        for name, seconds in cli.items():
+            print(f"  {name:<28} {seconds:6.3f} s", flush=True)
     if args.only in (None, "fills"):
         print(f"keyed fills vs torch's initializers ({args.numel:,} float32 elements):",
               flush=True)

@@ -120,7 +120,7 @@ def assert_consistent(diagnosis: wi.Diagnosis) -> None:
     for f in diagnosis.findings:
         if f.kind in PROPAGATION:
             n = f.numbers
-            assert (n["last_rms"] < n["first_rms"]) == f.kind.endswith("vanishing"), f.message
+            assert (n["last"] < n["first"]) == f.kind.endswith("vanishing"), f.message
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -151,6 +151,7 @@ def test_no_depth_trend_across_layer_scale_towers_or_resolutions_after_auto(name
 def _finding(diagnosis: wi.Diagnosis, kind: str) -> wi.Finding:
     found = [f for f in diagnosis.findings if f.kind == kind]
     assert found, loud(diagnosis)
+    assert "If ignored" in found[0].message, found[0].message
     return found[0]
 
 

@@ -32,13 +32,15 @@ def assert_consistent(findings) -> None:
     for f in findings:
         if f.kind in PROPAGATION:
             n = f.numbers
-            assert n["ratio"] == pytest.approx(n["last_rms"] / n["first_rms"])
-            assert (n["last_rms"] < n["first_rms"]) == f.kind.endswith("vanishing"), f.message
-            assert f"RMS {n['first_rms']:.3g} -> {n['last_rms']:.3g}" in f.message
+            assert n["ratio"] == pytest.approx(n["last"] / n["first"])
+            assert (n["last"] < n["first"]) == f.kind.endswith("vanishing"), f.message
+            assert f"{n['first']:.3g} -> {n['last']:.3g}" in f.message
 
 
 def finding(diagnosis: wi.Diagnosis, kind: str) -> wi.Finding:
-    return next(f for f in diagnosis.findings if f.kind == kind)
+    found = next(f for f in diagnosis.findings if f.kind == kind)
+    assert "If ignored" in found.message, found.message
+    return found
 
 
 @pytest.mark.parametrize("options", [
@@ -89,7 +91,7 @@ def test_a_verdict_agrees_with_its_numbers():
     found = find(layers, {x.name for x in layers})
     assert_consistent(found)
     backward = next(f for f in found if f.kind == "backward_vanishing")
-    assert backward.numbers["first_rms"] == 1.0 and backward.numbers["last_rms"] == 0.03
+    assert backward.numbers["first"] == 1.0 and backward.numbers["last"] == 0.03
     assert backward.layer == "conv2" and backward.numbers["layers"] == 4
 
 

@@ -46,6 +46,12 @@ _FALLBACK = "The table (Diagnosis.table()) and JSON (Diagnosis.to_json()) work w
 # --- numbers and words --------------------------------------------------------------------
 
 
+def _clean(text: str) -> str:
+    """`text` as UTF-8 can encode it: a lone surrogate (a module named ``"\\ud800"``) becomes
+    the escape ``\\ud800``, where it would crash a terminal, matplotlib or the HTML file."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _percent(fraction: float | None) -> str:
     return number(None if fraction is None else 100.0 * fraction)
 
@@ -87,7 +93,8 @@ def _layer_severity(d: Diagnosis) -> dict[str, Severity]:
 
 _COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
     ("#", "right"), ("layer", "left"), ("class", "left"), ("activation <- source", "left"),
-    ("out std", "right"), ("out RMS", "right"), ("dead %", "right"), ("saturated %", "right"),
+    ("out std", "right"), ("out RMS", "right"), ("signal", "right"), ("dead %", "right"),
+    ("saturated %", "right"),
     ("grad out RMS", "right"), ("grad W RMS", "right"), ("weight std / recommended", "right"),
 )
 
@@ -96,7 +103,8 @@ _FINDING_COLUMNS = ("severity", "kind", "layer", "message", "fix", "code")
 
 def _layer_cells(x: LayerStats) -> tuple[str, ...]:
     return (str(x.index), x.name, x.layer, f"{x.activation} <- {x.source}", _out_std(x),
-            number(x.out_rms), _percent(x.dead_fraction), _percent(x.saturated_fraction),
+            number(x.out_rms), number(x.out_signal), _percent(x.dead_fraction),
+            _percent(x.saturated_fraction),
             number(x.grad_out_rms), number(x.grad_weight_rms), _weight_std(x))
 
 
@@ -115,20 +123,21 @@ def table(d: Diagnosis) -> Any:
     severity_of = _layer_severity(d)
     rows = []
     for x in d.layers:
-        cells = [Text(cell) for cell in _layer_cells(x)]
+        cells = [Text(_clean(cell)) for cell in _layer_cells(x)]
         severity = severity_of.get(x.name)
         if severity is not None:
             cells[1].stylize(_RICH_STYLE[severity])
         rows.append(cells)
     layers = rich_table(f"weightinit diagnose: {_status(d)}",
                         [Column(name, justify, overflow="fold") for name, justify in _COLUMNS],
-                        rows, caption=_loss_line(d) + "".join(f"\n{n}" for n in d.notes),
+                        rows, caption=_clean(_loss_line(d) + "".join(f"\n{n}" for n in d.notes)),
                         caption_justify="left")
     findings = rich_table(
         "findings" if d.findings else "findings: none",
         [Column(name, overflow="fold") for name in _FINDING_COLUMNS],
-        [(Text(f.severity, style=_RICH_STYLE[f.severity]), f.kind, f.layer or "(model)",
-          f.message, f.fix, Text(f.code, style="cyan")) for f in _sorted(d.findings)])
+        [(Text(f.severity, style=_RICH_STYLE[f.severity]), f.kind, _clean(f.layer or "(model)"),
+          _clean(f.message), _clean(f.fix), Text(_clean(f.code), style="cyan"))
+         for f in _sorted(d.findings)])
     return Group(layers, findings)
 
 
@@ -246,7 +255,7 @@ def histogram_figure(d: Diagnosis, max_layers: int = _MAX_HISTOGRAMS) -> Figure:
         color = cmap(0.85 * i / max(1, len(picked) - 1))
         ax.stairs(share, x.hist_edges, fill=True, color=color, alpha=0.45)
         ax.stairs(share, x.hist_edges, color=color, linewidth=1.0)
-        ax.set_title(f"#{x.index} {_short(x.name)}", fontsize=8, parse_math=False)
+        ax.set_title(f"#{x.index} {_short(_clean(x.name))}", fontsize=8, parse_math=False)
         ax.text(0.98, 0.95, f"{x.layer}\nstd {number(x.out_std)}", transform=ax.transAxes,
                 ha="right", va="top", fontsize=7, color="#444444", parse_math=False)
         ax.tick_params(labelsize=7)
@@ -343,7 +352,7 @@ def to_html(d: Diagnosis) -> str:
                 or "<p>No findings.</p>")
     notes = ("<h2>Notes</h2>\n<ul>" + "".join(f"<li>{_e(n)}</li>" for n in d.notes) + "</ul>"
              if d.notes else "")
-    return page(f"weightinit diagnose: {status}", _CSS, f"""<header class="s-{_e(key)}">
+    return _clean(page(f"weightinit diagnose: {status}", _CSS, f"""<header class="s-{_e(key)}">
 <h1>weightinit diagnose: {_e(status)}</h1>
 <p>{_e(_loss_line(d))}</p>
 </header>
@@ -366,17 +375,24 @@ each panel has its own x range.</figcaption>
 </figure>
 <h2>Layers</h2>
 {_layers_html(d)}
-</main>""")
+</main>"""))
 
 
 def save_html(d: Diagnosis, path: str | os.PathLike[str]) -> str:
     """Write `to_html(d)` to `path` as UTF-8 (one file, nothing else) and return the path.
 
     Raises:
-        InitError: the folder of `path` does not exist, `path` is a folder, or matplotlib is
-            not installed.
+        InitError: `path` is not a str or os.PathLike, its folder does not exist, it is a
+            folder, or matplotlib is not installed.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InitError(f"`path` must be a file path (a str or os.PathLike), got "
+                        f"{type(path).__name__} {str(path)[:80]!r}; for example "
+                        "d.save_html('diagnosis.html').")
     target = os.fspath(path)
+    if not isinstance(target, str):
+        raise InitError(f"`path` must name a file as text, got {type(target).__name__} "
+                        f"{target[:80]!r}; pass a str.")
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise InitError(f"`path` ({target!r}): the folder {folder!r} does not exist; "

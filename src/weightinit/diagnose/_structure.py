@@ -128,9 +128,9 @@ def _norm_scale(s: Structure) -> list[Finding]:
         "norm_scale", "warning", name,
         f"{len(off)} of {len(s.norm_scales)} normalization layers do not start at the identity "
         f"(worst: {name!r}, output RMS {scale:.3g} for an input rescaled to RMS 1, where a norm "
-        f"at init gives 1): every layer after it sees inputs x{scale:.3g} the size it was "
-        f"initialized for, attention logits x{scale * scale:.3g} where queries and keys both "
-        "read it.",
+        f"at init gives 1). If ignored: every layer after it sees inputs x{scale:.3g} the size "
+        f"it was initialized for, attention logits x{scale * scale:.3g} where queries and keys "
+        "both read it, until training has learned the norm's scale back.",
         "Start every norm at the identity: scale 1 and shift 0 for w * x_hat + b, scale 0 for "
         "a norm that computes x_hat * (1 + w) (Gemma's RMSNorm).",
         INIT + "  # or wi.Zeros().fill_(norm.weight) for an x_hat * (1 + w) norm",
@@ -147,9 +147,9 @@ def _attention(s: Structure) -> list[Finding]:
         f"Attention is near one-hot at init in {len(peaked)} of {len(s.attention)} attention "
         f"calls (worst: in {_where(worst.module)}, mean max probability {worst.mean_max:.2f} "
         f"over {worst.keys:.0f} keys, where uniform attention gives {1 / worst.keys:.2g}): "
-        "each query already reads one key, so the softmax passes almost no gradient to the "
-        "scores (queries and keys barely learn) and attention starts as a lookup, not an "
-        "average.",
+        "each query already reads one key. If ignored: the softmax passes almost no gradient "
+        "to the scores (queries and keys barely learn) and attention starts as a lookup, not "
+        "an average.",
         "Shrink the attention logits: scale the scores by 1/sqrt(head_dim), or, where the model "
         "does not (T5), initialize the query projection with std / sqrt(head_dim).",
         INIT, {"calls": float(len(peaked)), "mean_max_probability": worst.mean_max,
@@ -187,8 +187,8 @@ def _lookups(s: Structure) -> list[Finding]:
         "embedding_imbalance", "warning", large_names[0],
         f"Summed embeddings differ in scale at init: {_names(large_names)} (RMS "
         f"{large_rms:.3g}) is {ratio:.3g}x {_names(small_names)} (RMS {small_rms:.3g}) where "
-        f"they are added, so the sum is mostly the first and {what}, until training evens "
-        "them out.",
+        f"they are added, so the sum is mostly the first. If ignored: {what}, until training "
+        "evens them out.",
         "Give embeddings that are summed the same scale (for example both N(0, 1/d) when the "
         "token embedding is tied to the output layer).", code,
         {"ratio": ratio, "large_rms": large_rms, "small_rms": small_rms})]
@@ -214,8 +214,9 @@ def _branches(s: Structure) -> list[Finding]:
         "branch_imbalance", "warning", small.end,
         f"The residual branch ending at {small.end!r} adds RMS {small.rms:.3g} to the stream, "
         f"{ratio:.3g}x less than the branch next to it on the same stream ({large.end!r}, RMS "
-        f"{large.rms:.3g}; {len(gaps)} such pairs): at init it contributes next to nothing, "
-        "and the layers before its end get gradients scaled down with it, so it learns late.",
+        f"{large.rms:.3g}; {len(gaps)} such pairs). If ignored: at init it contributes next "
+        "to nothing, and the layers before its end get gradients scaled down with it, so it "
+        "learns late.",
         "Initialize the branch like its sibling: variance-preserving weights inside it (MoE "
         "experts with the fans of one expert) and the same residual scaling at its end.", INIT,
         {"ratio": ratio, "small_rms": small.rms or 0.0, "large_rms": large.rms or 0.0,
@@ -251,8 +252,8 @@ def _growth(s: Structure) -> list[Finding]:
         f"The residual stream grows with depth: RMS {start.stream_rms:.3g} where the branch "
         f"ending at {start.end!r} joins it -> {end.stream_rms:.3g} where {end.end!r} does "
         f"(x{ratio:.3g} over {blocks} residual adds, x{late:.3g} over the later half alone: "
-        "it compounds, so deeper layers see ever larger inputs and later branches matter "
-        "less and less).",
+        "it compounds). If ignored: deeper layers see ever larger inputs and later branches "
+        "matter less and less.",
         "Scale each residual branch's last layer by 1/sqrt(number of branches), or start it "
         "at zero.", INIT + "  # or wi.Policy.preset('auto', residual='zero')",
         {"ratio": ratio, "late_ratio": late, "blocks": float(blocks)})]

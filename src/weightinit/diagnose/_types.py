@@ -52,6 +52,10 @@ class LayerStats:
     hist_edges: tuple[float, ...] = ()  # histogram of a sample of the output
     hist_counts: tuple[int, ...] = ()
     positions: int = 1  # output elements per sample and unit (a convolution's H x W)
+    # The part of the output that depends on the input: the std across the batch (dim 0) of
+    # each output element, as an RMS over elements. A bias adds to out_rms, not to this; NaN
+    # for a batch of one or a non-finite output.
+    out_signal: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,7 +89,12 @@ class Diagnosis:
 
     @property
     def healthy(self) -> bool:
-        """True when no finding is a warning or an error."""
+        """True when no finding is a warning or an error: nothing measured predicts training
+        slower or worse than from a variance-preserving init. Info findings (a weight scale
+        that differs from the variance-preserving std while the measured signal is fine, a
+        signal that falls 10-100x along a chain) do not count. Severities are calibrated on
+        training runs (see `weightinit.diagnose._findings`): "warning" means measurably slower
+        or worse training, "error" that the network cannot train as it stands."""
         return not any(f.severity in ("warning", "error") for f in self.findings)
 
     @property

@@ -9,11 +9,9 @@ same bits, without the batch.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -23,7 +21,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from .._errors import InitError, check_positive_finite, check_positive_int, failure
 from .._render import Column, number, rich_table
-from .._sync import borrowed_rng
+from .._state import preserved
 from ..model import (
     InitPlan,
     PlanRow,
@@ -32,7 +30,6 @@ from ..model import (
     build_plan,
     check_batch,
     discover,
-    eval_mode,
     owns_parameters,
     unwrap,
 )
@@ -100,7 +97,9 @@ class LSUVReport:
         """The report as a `rich.table.Table`."""
         columns = [Column("layer"), *(Column(header, "right") for header in (
             "iterations", "std before", "std after", "gain", "ok"))]
-        rows = [[x.name + (f" ({x.note})" if x.note else ""), str(x.iterations),
+        # Names are Text (rich_table), never markup; a lone surrogate is shown escaped.
+        rows = [[(x.name + (f" ({x.note})" if x.note else "")).encode(
+                     "utf-8", "backslashreplace").decode("utf-8"), str(x.iterations),
                  number(x.std_before), number(x.std_after), number(x.gain),
                  "yes" if x.converged else "NO"] for x in self.layers]
         return rich_table(f"LSUV: target std {self.target_std:g} +- {self.tol:g}, "
@@ -122,17 +121,11 @@ class _NoFastPath(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-@contextlib.contextmanager
-def _restoring(model: nn.Module) -> Iterator[None]:
-    """Put every parameter and buffer back, bit for bit, if the block raises."""
-    saved = {name: t.detach().clone() for name, t in model.state_dict(keep_vars=True).items()}
-    try:
-        yield
-    except BaseException:
-        with torch.no_grad():
-            for name, t in model.state_dict(keep_vars=True).items():
-                t.copy_(saved[name])
-        raise
+def _eval(model: nn.Module) -> None:
+    """Every module in eval mode, by its flag (an overridden ``train()`` is never called);
+    `preserved` puts the flags back."""
+    for module in model.modules():
+        module.training = False
 
 
 def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float = 0.02,
@@ -173,8 +166,12 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
         reproduces the result with ``plan.apply(model)``.
 
     Raises:
-        InitError: an empty batch, NaN/Inf in it, a batch the model rejects, or a layer whose
-            output is constant (std 0) or not finite; the model is then exactly as before.
+        InitError: an empty batch, NaN/Inf in it, a batch the model rejects, a layer with an
+            empty weight (``nn.Linear(8, 0)``), a `target_std` whose weights the dtype cannot
+            hold, or a layer whose output is constant (std 0) or not finite. The model is then
+            exactly as before: parameter values, ``requires_grad`` and ``.grad``, every buffer
+            (persistent or not, even one the forward replaced), train/eval flags, hooks and the
+            global RNG states. After a success only the parameters have changed.
     """
     start = time.perf_counter()
     if not isinstance(model, nn.Module):
@@ -188,10 +185,13 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
     policy = Policy([Rule(Orthogonal(), role=list(_CALIBRATED_ROLES),
                           label="orthogonal pre-init"),
                      Policy.preset("auto", residual="none")], name="lsuv")
-    plan = build_plan(discover(model, kwargs or args, argument="batch"), policy, seed)
-    targets = _targets(model, plan)
-    chosen = {row.name for _, row in targets}
-    with _restoring(model):
+    # Everything the passes may touch is saved first and put back by module and name; on a
+    # failure the weights too. The RNGs are borrowed for the whole call.
+    with preserved(model, keep_parameters=True, tensors=tree_flatten((args, kwargs))[0]):
+        plan = build_plan(discover(model, kwargs or args, argument="batch"), policy, seed)
+        targets = _targets(model, plan)
+        _check_not_empty(model, targets)
+        chosen = {row.name for _, row in targets}
         # Everything but the calibrated weights now; each of those is filled once, below,
         # as the float64 orthogonal basis its calibrated value is a multiple of.
         InitPlan([row for row in plan if row.name not in chosen], seed=plan.seed,
@@ -235,7 +235,8 @@ def _calibrate(model: nn.Module, seed: int, targets: list[tuple[str, PlanRow]],
     else:
         probe = _PartialForwards(model, args, kwargs)
     done: list[LSUVLayer] = []
-    with torch.no_grad(), eval_mode(model), borrowed_rng():
+    _eval(model)
+    with torch.no_grad():
         for module_name, row in targets:
             module = modules[module_name]
             weight = params[row.name]
@@ -247,14 +248,14 @@ def _calibrate(model: nn.Module, seed: int, targets: list[tuple[str, PlanRow]],
                      ) and (bias is None or not bool(bias.any()))
             gain, std, before, iterations, note = 1.0, math.nan, math.nan, 0, ""
             while iterations < max_iter:
-                std = probe.output_std(module_name)
+                std = _checked(module_name, probe.output_std(module_name), target, len(done))
                 iterations += 1
                 if iterations == 1:
                     before = std
                 if not exact and (abs(std - target) <= tol or iterations == max_iter):
                     break  # converged, or out of measurements: std stays the weights' own
                 gain *= target / std
-                weight.copy_(gain * basis)
+                weight.copy_(_scaled(row.name, basis, gain, weight.dtype, target))
                 if exact:  # output proportional to the weight: one rescale lands on target
                     std, note = target, "exact"
                     break
@@ -263,16 +264,70 @@ def _calibrate(model: nn.Module, seed: int, targets: list[tuple[str, PlanRow]],
     return done, probe.forwards, probe.calls
 
 
-def _std_of(name: str, output: Any) -> float:
-    tensors = [x for x in tree_flatten(output)[0] if isinstance(x, torch.Tensor)]
-    first = tensors[0].detach() if tensors else None
-    std = float(first.double().std()) if first is not None and first.numel() > 1 else math.nan
-    if not math.isfinite(std) or std == 0.0:
+def _check_not_empty(model: nn.Module, targets: list[tuple[str, PlanRow]]) -> None:
+    params = dict(model.named_parameters(remove_duplicate=False))
+    for module_name, row in targets:
+        weight = params[row.name]
+        if weight.numel() == 0:
+            raise InitError(
+                f"Layer {module_name!r} has an empty weight {row.name!r} (shape "
+                f"{tuple(weight.shape)}): it has no input or no output units, so its output has "
+                "no std to measure or set. Give it at least one unit on each side (or remove "
+                "it). Nothing was changed.")
+
+
+def _scaled(name: str, basis: torch.Tensor, gain: float, dtype: torch.dtype,
+            target: float) -> torch.Tensor:
+    """`gain * basis` in the weight's dtype, or InitError naming `target_std` when the dtype
+    cannot hold it (overflow to inf, or the whole weight below its smallest normal)."""
+    scaled = (gain * basis).to(dtype)
+    info = torch.finfo(dtype)
+    overflow = not (math.isfinite(gain) and bool(torch.isfinite(scaled).all()))
+    lost = gain == 0.0 or (scaled.numel() > 0 and float(scaled.abs().amax()) < info.tiny)
+    if overflow or lost:
+        limit = (f"largest {info.max:.3g}" if overflow else f"smallest normal {info.tiny:.3g}")
+        raise InitError(
+            f"`target_std` (={target:g}) needs {name!r} scaled by {gain:.3g}, which "
+            f"{str(dtype).replace('torch.', '')} cannot hold ({limit}): choose a target_std "
+            "nearer 1 (outputs of std 1 are what LSUV is for). Nothing was changed.")
+    return scaled
+
+
+def _checked(name: str, std: float, target: float, calibrated: int) -> float:
+    """`std`, or InitError saying why no scale can give this layer the target std."""
+    if math.isfinite(std) and std > 0.0:
+        return std
+    constant = std == 0.0
+    what = (f"Layer {name!r} gives a {'constant' if constant else 'non-finite'} output on "
+            f"`batch` (std {std})")
+    extreme = target < 1e-6 if constant else target > 1e6
+    if calibrated and extreme:
         raise failure(
-            f"Layer {name!r} gives a {'constant' if std == 0.0 else 'non-finite'} output on "
-            f"`batch` (std {std}), so no scale can make its std the target",
-            fix="Check the batch (all samples equal?) or the layers before it")
-    return std
+            f"{what} once the {calibrated} layer{'s' if calibrated > 1 else ''} before it "
+            f"give std `target_std` (={target:g}): values that "
+            f"{'small underflow to 0' if constant else 'large overflow'} in this layer",
+            fix="Choose a target_std nearer 1")
+    raise failure(
+        f"{what}, so no scale can make its std the target",
+        fix="Check the batch (all samples equal?) and what comes before the layer (units "
+        "that are all 0, a forward that divides by 0)" if constant else
+        "The batch is finite, so the model's forward makes the NaN/Inf: check what comes "
+        "before the layer (a log or division of 0, an overflow in float16)")
+
+
+def _std_of(name: str, output: Any) -> float:
+    """The std of the first tensor in `output` (NaN when not finite, 0 when constant)."""
+    tensors = [x for x in tree_flatten(output)[0] if isinstance(x, torch.Tensor)]
+    if not tensors:
+        raise InitError(f"Layer {name!r} returns no tensor on `batch`: there is no output "
+                        "std to calibrate. Nothing was changed.")
+    first = tensors[0].detach()
+    if first.numel() < 2:
+        raise InitError(
+            f"Layer {name!r} returns {first.numel()} value{'s' if first.numel() != 1 else ''} "
+            f"on `batch` (shape {tuple(first.shape)}): a std needs at least two. Pass a batch "
+            "with more samples. Nothing was changed.")
+    return float(first.double().std())
 
 
 def _forward_failed(name: str, exc: Exception) -> InitError:
