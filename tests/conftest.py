@@ -40,6 +40,8 @@ _register("report_demo_results", Path(__file__).parent / "report" / "demo_result
 _register("diagnose_structure_nets", Path(__file__).parent / "diagnose" / "structure_nets.py")
 _register("zoo_models", Path(__file__).parent / "zoo" / "models.py")
 _register("zoo_measure", Path(__file__).parent / "zoo" / "measure.py")
+# The hypothesis profiles, before pytest reads --hypothesis-profile for the whole suite.
+_register("fuzz_profiles", Path(__file__).parent / "fuzz" / "profiles.py")
 
 
 @pytest.fixture(autouse=True)

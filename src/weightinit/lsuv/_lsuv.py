@@ -203,7 +203,13 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
         row, spec=Orthogonal(gain=gains[row.name]),
         std=Orthogonal(gain=gains[row.name]).std_for(infer_fans(row.shape)),
         rule="lsuv: calibrated on the batch") for row in plan]
-    final = InitPlan(rows, seed=plan.seed, policy="lsuv", notes=plan.notes)
+    skipped = [row.name for row in plan if row.role in _CALIBRATED_ROLES
+               and row.spec == Orthogonal() and row.activation != "unused"
+               and row.name not in gains and row.name not in dict(model.named_parameters())]
+    notes = list(plan.notes) + ([
+        "Not calibrated, filled by the plan through their parametrization (a computed "
+        f"weight has no tensor to rescale): {', '.join(skipped)}."] if skipped else [])
+    final = InitPlan(rows, seed=plan.seed, policy="lsuv", notes=notes)
     return LSUVReport(tuple(layers), final, target_std, tol, forwards, calls,
                       time.perf_counter() - start)
 
@@ -211,13 +217,16 @@ def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float
 def _targets(model: nn.Module, plan: InitPlan) -> list[tuple[str, PlanRow]]:
     """(module, weight row) to calibrate, in execution order, each module once."""
     modules = dict(model.named_modules(remove_duplicate=False))
+    params = dict(model.named_parameters(remove_duplicate=False))
     targets: list[tuple[str, PlanRow]] = []
     for row in plan:
-        # Not calibrated: MHA's packed in_proj (applied functionally), and tied weights
-        # (rescaling one changes the other layer's output too).
+        # Not calibrated: MHA's packed in_proj (applied functionally), tied weights
+        # (rescaling one changes the other layer's output too), and parametrized weights
+        # (weight_norm, spectral_norm: the weight is computed, so there is none to rescale;
+        # they are filled through the parametrization like the rest of the plan).
         if (row.role in _CALIBRATED_ROLES and row.spec == Orthogonal()
                 and row.activation != "unused" and row.module not in {n for n, _ in targets}
-                and not row.aliases
+                and not row.aliases and row.name in params
                 and not isinstance(modules[row.module], nn.MultiheadAttention)):
             targets.append((row.module, row))
     return targets

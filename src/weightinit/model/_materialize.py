@@ -115,6 +115,12 @@ def _layouts(plan: InitPlan, params: Mapping[str, torch.Tensor]) -> list[_Target
             "tensors",
             fix="Build them in one of those dtypes and cast after materialize, e.g. "
             "model.to(torch.complex64)")
+    graded = sorted(name for name, p in params.items() if is_meta(p) and p.grad is not None)
+    if graded:
+        raise failure(
+            f"Parameter{'s' if len(graded) > 1 else ''} {', '.join(map(repr, graded[:5]))} "
+            "on the meta device hold a .grad, which has no values to move",
+            fix="Drop the gradients first (model.zero_grad(set_to_none=True))")
     planned = {id(t.param) for t in targets}
     missed = sorted({name for name, p in params.items() if is_meta(p) and id(p) not in planned})
     if missed:

@@ -52,7 +52,10 @@ def input_for(module: nn.Module, device: torch.device | str
               ) -> tuple[tuple[Any, ...], str] | None:
     """An input batch for `module` when it is a Linear, ConvNd or Embedding, built on `device`
     from a private generator (seed 0), and what it is; else None."""
-    weight = next(module.parameters(recurse=False))
+    # recurse: a parametrized layer's tensors live under module.parametrizations.
+    weight = next(module.parameters(recurse=True), None)
+    if weight is None:
+        return None
     dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
     generator = None
     if torch.device(device).type != "meta":
