@@ -58,6 +58,7 @@ class LayerStats:
     out_signal: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
         return dataclasses.asdict(self)
 
 
@@ -74,6 +75,7 @@ class Finding:
     numbers: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
         return dataclasses.asdict(self)
 
 
@@ -99,6 +101,8 @@ class Diagnosis:
 
     @property
     def worst(self) -> Severity | None:
+        """The most severe finding's severity ("info" < "warning" < "error"); None without
+        findings."""
         if not self.findings:
             return None
         return max((f.severity for f in self.findings), key=SEVERITIES.index)
@@ -115,6 +119,7 @@ class Diagnosis:
         return {f.kind for f in self.findings if SEVERITIES.index(f.severity) >= low}
 
     def to_dict(self) -> dict[str, Any]:
+        """The diagnosis as a JSON-ready dict: healthy, loss, notes, findings, layers."""
         return {"healthy": self.healthy, "loss": self.loss, "loss_kind": self.loss_kind,
                 "notes": list(self.notes), "findings": [f.to_dict() for f in self.findings],
                 "layers": [x.to_dict() for x in self.layers]}

@@ -57,6 +57,7 @@ class LSUVLayer:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
         return dataclasses.asdict(self)
 
 
@@ -76,6 +77,7 @@ class LSUVReport:
 
     @property
     def converged(self) -> bool:
+        """Whether every calibrated layer ended within `tol` of `target_std`."""
         return all(layer.converged for layer in self.layers)
 
     def __len__(self) -> int:
@@ -88,6 +90,7 @@ class LSUVReport:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict, with the final plan under "plan"."""
         return {"target_std": self.target_std, "tol": self.tol, "forwards": self.forwards,
                 "layer_calls": self.layer_calls, "seconds": self.seconds,
                 "converged": self.converged, "layers": [x.to_dict() for x in self.layers],
