@@ -46,7 +46,7 @@ def test_save_demo_writes_the_folder(saved):
     text = Path(paths["results"]).read_text(encoding="utf-8")
     assert "NaN" not in text and "Infinity" not in text and "\n  " in text  # indent 2
     assert json.loads(text) == _nulled(saved["before"])
-    assert json.loads(text)["depth"]["activations"]["relu"]["N(0, 1)"]["std"][-1] is None
+    assert json.loads(text)["depth"]["activations"]["relu"]["N(0, 1)"]["std_mean"][-1] is None
     assert json.dumps(r) == json.dumps(saved["before"]), "save_demo changed the results"
 
 

@@ -15,7 +15,8 @@ def test_summary_table_fits_one_screen():
     r = results()
     r["findings"].append({"id": "lsuv", "text": "LSUV calibrated every layer to unit variance "
                           "in 2 to 3 passes; on digits it matched He within a point, and on "
-                          "tanh and GELU it was healthy where He was not.", "value": 1.0})
+                          "tanh and GELU it was flat where He was not.", "value": 1.0,
+                          "label": "passes"})
     assert len(r["findings"]) == 10
     out = io.StringIO()
     Console(file=out, width=100, color_system=None).print(summary_table(r))
@@ -29,9 +30,15 @@ def test_summary_table_fits_one_screen():
         assert " ".join(finding["text"].split()) in flat or all(
             word in text for word in finding["text"].split()), finding["text"]
     assert "<b>&" in text and "[/]" in text
-    assert "seed 0" in text and "full run" in text and "58.2 s" in text
+    assert "seeds 0–2" in text and "full run" in text and "58.2 s" in text
+    assert "CPU AVX512" in text
     for value in ("0.0128", "inf", "0.501", "1.001", "1.235e+06"):  # 4 significant digits
         assert value in text, value
+    # the number column says what each number is: a header, and a label under each number
+    assert "key number" in lines[1]
+    assert "variance ×/layer" in text and "LSUV accuracy, mean" in text
+    assert "<i>[b]x</i>" in text  # a label is text too
+    assert "Wall time" not in text  # the run time is in the caption, not a finding
 
 
 def test_summary_table_of_a_quick_run_without_findings():
@@ -46,7 +53,8 @@ def test_summary_table_of_a_quick_run_without_findings():
 def test_summary_table_does_not_parse_markup_in_the_caption():
     from rich.console import Console
 
-    r = results() | {"torch": "2.13[/]", "weightinit": "[bold]0.1"}  # markup would raise here
+    r = results() | {"torch": "2.13[/]", "weightinit": "[bold]0.1",  # markup would raise here
+                     "platform": {"cpu_capability": "[red]AVX2"}}
     out = io.StringIO()
     Console(file=out, width=100, color_system=None).print(summary_table(r))
-    assert "weightinit [bold]0.1, torch 2.13[/])" in out.getvalue()
+    assert "weightinit [bold]0.1, torch 2.13[/], CPU [red]AVX2)" in out.getvalue()

@@ -42,4 +42,4 @@ def test_training_is_deterministic_for_a_seed():
         results.append(train(mlp(3, 32), data, epochs=2))
     assert results[0] == results[1]
     assert len(results[0].losses) == 2 and results[0].losses[1] < results[0].losses[0]
-    assert RECIPE == {"epochs": 20, "batch_size": 64, "lr": 0.01, "momentum": 0.9}
+    assert RECIPE == {"epochs": 20, "batch_size": 64, "lr": 0.005, "momentum": 0.9}

@@ -13,9 +13,10 @@ from ._factory import parse_shape
 from ._output import MAX_WIDTH, MIN_WIDTH
 
 # How long `weightinit demo` takes on a 2-core machine, start-up included, as its help texts say
-# (measured 2026-12-01: 16-18 s, and 5.5-6.2 s with --quick; the README quotes the same).
-DEMO_SECONDS = 20
-DEMO_QUICK_SECONDS = 6  # with --quick
+# (measured 2026-12-02 on 2 cores, seeds 0-2: 25.6-32 s, and 11 s with --quick; the README
+# quotes the same).
+DEMO_SECONDS = 26
+DEMO_QUICK_SECONDS = 11  # with --quick
 
 DIAGNOSE_BATCH = 32  # samples in an inferred batch: "dead for every sample" needs a few dozen
 
@@ -152,16 +153,16 @@ def _demo(d: argparse.ArgumentParser) -> None:
         "on scikit-learn's digits: why not zeros; what too small and too large weights do to "
         "activations and gradients through 30 layers (ReLU, tanh, GELU; N(0,0.01), N(0,1), "
         "Glorot, He, torch's default, auto, LSUV); whether it matters for learning (a 20-layer "
-        "ReLU MLP trained with one recipe under each); and beyond ReLU (GELU's computed gain, "
-        "tanh at the mean-field critical point). Writes a report folder: index.html (figures "
-        "embedded), the figures as PNG, and results.json. One torch thread; deterministic "
-        "for a seed.")
+        "ReLU MLP trained with one recipe under each, on three seeds); and beyond ReLU "
+        "(GELU's computed gain, tanh at the mean-field critical point). Writes a report "
+        "folder: index.html (figures embedded), the figures as PNG, and results.json. One "
+        "torch thread; deterministic for a seed (the seeds are SEED, SEED+1 and SEED+2).")
     d.epilog = _OUTPUTS
     d.add_argument("--out", default="weightinit-demo", metavar="DIR",
                    help="the report folder, created with any missing parents (default "
                    "./weightinit-demo)")
     d.add_argument("--quick", action="store_true",
-                   help="ReLU only, three initializations trained 12 epochs (about "
+                   help="ReLU only, three initializations trained 12 epochs on 3 seeds (about "
                    f"{DEMO_QUICK_SECONDS} s instead of about {DEMO_SECONDS} s)")
     _add_seed(d, "the data split, the inits and training")
     _add_output(d, "print results.json instead of the table")

@@ -57,7 +57,8 @@ def save_demo(results: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> di
 
     Raises:
         InitError: `out_dir` is a file or cannot be created, matplotlib is not installed, or
-            `results` lacks a part of the schema. Nothing is written then.
+            `results` lacks a part of the schema or holds one number where it has one per
+            seed (an older demo's results). Nothing is written then.
     """
     target = os.fspath(out_dir)
     _check_folder(target)  # before drawing: a bad path fails at once

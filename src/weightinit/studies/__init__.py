@@ -13,6 +13,7 @@ from ._gpt import GPT as GPT
 from ._gpt import GPT_1_3B as GPT_1_3B
 from ._gpt import GPTConfig as GPTConfig
 from ._gpt import gpt as gpt
+from ._train import train_many as train_many
 
 __all__ = ["GPT", "GPT_1_3B", "RECIPE", "Digits", "GPTConfig", "TrainResult", "demo_steps",
-           "gpt", "initialize", "load_digits", "mlp", "run_demo", "train"]
+           "gpt", "initialize", "load_digits", "mlp", "run_demo", "train", "train_many"]
