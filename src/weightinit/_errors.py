@@ -77,7 +77,7 @@ def check_choice(argument: str, value: object, choices: Iterable[str]) -> None:
         )
 
 
-def check_positive_finite(argument: str, value: float, *, allow_zero: bool = False) -> float:
+def check_positive_finite(argument: str, value: object, *, allow_zero: bool = False) -> float:
     """Return `value` as a float, or raise InitError naming `argument`."""
     number = check_finite(argument, value)
     if number < 0 or (number == 0 and not allow_zero):
@@ -122,12 +122,12 @@ def failure(what: str, exc: BaseException | None = None, *, fix: str = "",
     return InitError(" ".join(parts))
 
 
-def check_finite(argument: str, value: float) -> float:
+def check_finite(argument: str, value: object) -> float:
     """Return `value` as a float, or raise InitError when it is not a finite real number."""
     if _is_bool(value):
         raise InitError(f"`{argument}` must be a real number, got the bool {show(value)}.")
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]  # refused below unless a number
     except OverflowError:  # an int (or Fraction, Decimal) beyond float64
         raise InitError(f"`{argument}` must be finite, got {show(value)} (beyond float64's "
                         "range, about 1.8e308).") from None

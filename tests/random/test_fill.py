@@ -153,7 +153,7 @@ def test_bad_arguments_are_refused_and_leave_the_tensor_unchanged():
     with pytest.raises(wi.InitError, match="inference_mode"):
         fill_keyed_(frozen, "normal", (0.0, 1.0), seed=0, key="w")
     assert not frozen.any()
-    with pytest.raises(wi.InitError, match="float16, bfloat16, float32 or float64"):
+    with pytest.raises(wi.InitError, match="float16, bfloat16, float32 and float64"):
         fill_keyed_(torch.zeros(3, dtype=torch.int64), "normal", (0.0, 1.0), seed=0, key="w")
     assert torch.equal(t, torch.full((4, 5), 7.0))
 

@@ -18,16 +18,18 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .._errors import InitError, check_choice, check_positive_int
+from .._errors import InitError, check_choice, check_int, check_positive_int, show
 from ._kernels import CHUNK, KINDS, Backend, choose_backend, run_numba, torch_kernel
-from ._philox import BLOCK, derive_key, key_tensor
+from ._philox import BLOCK, check_key, derive_key, key_tensor
 from ._region import Piece, Region, pieces
 from ._transforms import (
     NORMAL,
+    NORMAL_REACH,
     UNIFORM,
     Params,
     affine_,
     kernel_params,
+    largest_magnitude,
     truncated_interval_problem,
 )
 
@@ -36,10 +38,10 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def check_seed(seed: object) -> int:
-    """`seed` as an int in [0, 2**63), or InitError."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise InitError(f"`seed` must be an int in [0, 2**63), got {seed!r}.")
-    return seed
+    """`seed` as a Python int in [0, 2**63), or InitError. Any integer that is not a bool is
+    accepted: an int, a NumPy integer (``np.int64(1)``), a 0-d integer tensor, anything
+    `operator.index` takes; the stream depends only on its value."""
+    return check_int("seed", seed, low=0, high=2**63, form="an int in [0, 2**63)")
 
 
 def fill_keyed_(
@@ -78,23 +80,21 @@ def fill_keyed_(
         `tensor`.
     """
     check_choice("kind", kind, KINDS)
-    if not isinstance(tensor, torch.Tensor) or tensor.dtype not in FLOAT_DTYPES:
-        what = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-        raise InitError(
-            f"`tensor` must be a float16, bfloat16, float32 or float64 tensor, got {what}."
-        )
+    check_target(tensor)
     check_seed(seed)
     check_key(key)
-    _check_params(kind, params)
-    if isinstance(substream, bool) or not isinstance(substream, int) or not (
-            0 <= substream < 2**31):
-        raise InitError(f"`substream` must be an int in [0, 2**31), got {substream!r}.")
+    check_params(kind, params)
+    check_int("substream", substream, low=0, high=2**31, form="an int in [0, 2**31)")
     if chunk is not None:
         check_positive_int("chunk", chunk)
     region = Region.of(tensor.shape, global_shape, offset)
     if tensor.numel() == 0:
         return tensor
-    _check_writable(tensor)
+    check_writable(tensor)
+    problem = overflow_problem(kind, params, tensor.dtype)
+    if problem is not None:
+        raise InitError(f"`params` {show(tuple(params))} for {kind!r} {problem}. The tensor is "
+                        "unchanged.")
     chosen = choose_backend(backend, tensor.device)
     target = tensor if tensor.is_contiguous() else torch.empty_like(
         tensor, memory_format=torch.contiguous_format)
@@ -176,26 +176,61 @@ class _Stream:
         out.copy_(values)
 
 
-def check_key(key: object) -> str:
-    """`key` as a str that UTF-8 can encode (the key derivation hashes its bytes), or
-    InitError."""
-    if not isinstance(key, str):
-        raise InitError(f"`key` must be a str (e.g. a parameter name), got {key!r}.")
-    try:
-        key.encode()
-    except UnicodeEncodeError:
-        raise InitError(f"`key` {key!r} is not valid Unicode (UTF-8 cannot encode it).") from None
-    return key
+def check_target(tensor: object, owner: str = "The keyed stream") -> None:
+    """InitError unless `tensor` is a dense (strided) floating tensor: not nested, not sparse,
+    of dtype float16, bfloat16, float32 or float64. `owner` names what fills it."""
+    if not isinstance(tensor, torch.Tensor):
+        raise InitError(f"`tensor` must be a torch.Tensor, got {type(tensor).__name__}.")
+    if tensor.is_nested:
+        raise InitError(
+            "`tensor` is a nested tensor: its components have different shapes, so it has no "
+            "single logical shape to initialize. Fill each component (`t.unbind()`) on its own, "
+            "or fill a dense tensor and build the nested one from it."
+        )
+    if tensor.layout != torch.strided:
+        raise InitError(
+            f"`tensor` has layout {tensor.layout}: only its stored entries exist, so an "
+            "initializer cannot write every element. Fill a dense tensor, then convert it "
+            "(e.g. `dense.to_sparse()`), or fill `t.values()` for the stored entries."
+        )
+    if tensor.dtype not in FLOAT_DTYPES:
+        raise InitError(
+            f"`tensor` has dtype {tensor.dtype}; {owner} fills float16, bfloat16, float32 and "
+            "float64 tensors. Cast it first, e.g. `t = t.float()`."
+        )
 
 
-def _check_writable(tensor: torch.Tensor) -> None:
+def _overlaps(tensor: torch.Tensor) -> bool:
+    """Do two elements of `tensor` share memory (an expanded or overlapping strided view)?
+
+    Sorted by stride, the dims cannot overlap when each stride exceeds the span of the dims
+    below it (every view torch makes by slicing or permuting); otherwise the storage offsets
+    of all elements are compared."""
+    dims = sorted((stride, size) for stride, size in zip(tensor.stride(), tensor.shape,
+                                                          strict=True) if size > 1)
+    span = 0
+    for stride, size in dims:
+        if stride <= span:
+            break
+        span += (size - 1) * stride
+    else:
+        return False
+    offsets = torch.zeros(1, dtype=torch.int64)
+    for stride, size in dims:
+        offsets = (offsets[:, None] + torch.arange(size) * stride).reshape(-1)
+    return int(torch.unique(offsets).numel()) < offsets.numel()
+
+
+def check_writable(tensor: torch.Tensor) -> None:
+    """InitError unless every element of the (non-empty) `tensor` can be written in place:
+    real memory (not meta), no two elements sharing memory, and not an inference tensor
+    outside inference mode. Call after `check_target`."""
     if tensor.device.type == "meta":
         raise InitError(
             "`tensor` is on the meta device: it has no memory to fill. Allocate it first (e.g. "
             "wi.materialize(model, device=...) for a model built on meta)."
         )
-    if any(stride == 0 and size > 1 for stride, size in zip(tensor.stride(), tensor.shape,
-                                                             strict=True)):
+    if _overlaps(tensor):
         raise InitError(
             f"`tensor` (shape {tuple(tensor.shape)}, strides {tensor.stride()}) repeats memory "
             "(an expanded view): its elements cannot hold different values. Fill a "
@@ -204,31 +239,52 @@ def _check_writable(tensor: torch.Tensor) -> None:
     if tensor.is_inference() and not torch.is_inference_mode_enabled():
         raise InitError(
             "`tensor` was created under torch.inference_mode(), and such tensors cannot be "
-            "changed in place outside it. Fill it inside inference_mode, or create it without."
+            "changed in place outside it. Fill it inside inference_mode, or create it without "
+            "(or fill a clone: `t = t.clone()` outside inference_mode is a normal tensor)."
         )
 
 
-def _check_params(kind: str, params: Sequence[float]) -> None:
+def overflow_problem(kind: str, params: Sequence[float], dtype: torch.dtype) -> str | None:
+    """Why values of the distribution (`kind`, `params`, checked) would overflow `dtype`, or
+    None: ``"gives values up to +-6.67e+39 (|mean| + 6.67 std), beyond float32's range
+    (largest 3.403e+38)"``. Decided from the distribution's reach, not from a sample, so a
+    spec either always fits a dtype or never does."""
+    bound = largest_magnitude(kind, params)
+    largest = torch.finfo(dtype).max
+    if bound <= largest:
+        return None
+    how = {"uniform": "max(|low|, |high|)",
+           "normal": f"|mean| + {NORMAL_REACH} std, the stream's widest normal variate",
+           "truncated_normal": "the truncation bounds mean + sigma a, mean + sigma b"}[kind]
+    return (f"gives values up to +-{bound:.4g} ({how}), beyond {dtype}'s range (largest "
+            f"finite {largest:.4g}): they would be written as inf. Use a smaller scale, or a "
+            "wider dtype")
+
+
+def check_params(kind: str, params: Sequence[float]) -> None:
+    """InitError unless `params` suit `kind` (see `fill_keyed_`); `kind` is checked first."""
+    check_choice("kind", kind, KINDS)
     count = 4 if kind == "truncated_normal" else 2
     try:
         values = [float(p) for p in params]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, ArithmeticError, RuntimeError):
         values = []
     if len(values) != count or not all(math.isfinite(v) for v in values) or any(
             isinstance(p, (bool, str)) for p in params):
         form = "(mean, std, a, b)" if count == 4 else (
             "(low, high)" if kind == "uniform" else "(mean, std)")
         raise InitError(
-            f"`params` for {kind!r} must be {count} finite numbers {form}, got {params!r}."
+            f"`params` for {kind!r} must be {count} finite numbers {form}, got {show(params)}."
         )
     if kind == "uniform" and not (values[0] < values[1] and math.isfinite(values[1] - values[0])):
-        raise InitError(f"`params` for 'uniform' need low < high (finite width), got {params!r}.")
+        raise InitError(
+            f"`params` for 'uniform' need low < high (finite width), got {show(params)}.")
     if kind != "uniform" and values[1] < 0:
-        raise InitError(f"`params` for {kind!r} need a std >= 0, got {params!r}.")
+        raise InitError(f"`params` for {kind!r} need a std >= 0, got {show(params)}.")
     if kind == "truncated_normal":
         problem = truncated_interval_problem(values[2], values[3])
         if problem is not None:
             raise InitError(f"`params` for 'truncated_normal': [a, b] = [{values[2]}, "
-                            f"{values[3]}] {problem}. Got {params!r}.")
+                            f"{values[3]}] {problem}. Got {show(params)}.")
 
 

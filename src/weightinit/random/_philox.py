@@ -13,6 +13,8 @@ import hashlib
 
 import torch
 
+from .._errors import InitError, show
+
 _M0 = 0xD2511F53
 _M1 = 0xCD9E8D57
 _W0 = 0x9E3779B9
@@ -75,9 +77,32 @@ def philox4x32_reference(counter: tuple[int, int, int, int], key: tuple[int, int
     return c0, c1, c2, c3
 
 
+def check_key(key: object) -> str:
+    """`key` as a str UTF-8 can encode, or InitError.
+
+    The stream hashes the key's UTF-8 bytes. A str holding a lone surrogate (``"\\ud800"``:
+    half of a UTF-16 pair, or a byte that ``os.fsdecode`` could not decode) has no UTF-8
+    encoding; it is refused rather than encoded some other way (``surrogatepass`` would give
+    such keys bytes that no valid str has, a second encoding to keep stable forever), since
+    keys are parameter names: Python identifiers joined by dots, which never hold one."""
+    if not isinstance(key, str):
+        raise InitError(f"`key` must be a str (e.g. a parameter name), got {show(key)}.")
+    try:
+        key.encode()
+    except UnicodeEncodeError as exc:
+        raise InitError(
+            f"`key` {show(key)} is not valid Unicode (UTF-8 cannot encode it): it holds the "
+            f"lone surrogate {key[exc.start]!r} at index {exc.start}, and the keyed stream "
+            "hashes the key's UTF-8 bytes. Pass a key without surrogates, e.g. the parameter's "
+            "name, or the text decoded properly from its bytes."
+        ) from None
+    return key
+
+
 def derive_key(seed: int, key: str) -> tuple[int, int]:
     """Two uint32 Philox key words from (seed, key) by BLAKE2b: stable across runs, machines and
-    Python versions (unlike `hash`)."""
+    Python versions (unlike `hash`). `key` must be a str UTF-8 can encode (`check_key`)."""
+    check_key(key)
     digest = hashlib.blake2b(
         f"{seed}\x1f{key}".encode(), digest_size=8, person=b"weightinit-v2"
     ).digest()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._errors import InitError
+from .._errors import InitError, check_int, show
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Region:
             given = None if offset is None else _int_tuple("offset", offset)
             if given is not None and (any(given) or len(given) != len(local)):
                 raise InitError(
-                    f"`offset` {given} needs `global_shape`: the shape of the whole logical "
+                    f"`offset` {show(given)} needs `global_shape`: the shape of the whole logical "
                     "tensor this region belongs to."
                 )
             return _checked(Region(local, (0,) * len(local), local))
@@ -42,15 +42,15 @@ class Region:
         start = _int_tuple("offset", offset)
         if len(full) != len(local) or len(start) != len(local):
             raise InitError(
-                f"`global_shape` {full} and `offset` {start} must have one entry per dim of the "
-                f"tensor being filled, shape {local}."
+                f"`global_shape` {show(full)} and `offset` {show(start)} must have one entry "
+                f"per dim of the tensor being filled, shape {show(local)}."
             )
         for dim, (o, n, g) in enumerate(zip(start, local, full, strict=True)):
             if o + n > g:
                 raise InitError(
-                    f"`offset` {start} with tensor shape {local} reaches index {o + n} in dim "
-                    f"{dim}, outside `global_shape` {full}. The region must lie inside the "
-                    "global tensor."
+                    f"`offset` {show(start)} with tensor shape {show(local)} reaches index "
+                    f"{show(o + n)} in dim {dim}, outside `global_shape` {show(full)}. The "
+                    "region must lie inside the global tensor."
                 )
         return _checked(Region(full, start, local))
 
@@ -79,23 +79,31 @@ LARGEST = 2**62
 
 
 def _checked(region: Region) -> Region:
-    if math.prod(region.global_shape) >= LARGEST:
+    count = math.prod(region.global_shape)
+    if count >= LARGEST:
+        shown = f"{count:,}" if count < 10**30 else "more than 10**30"
         raise InitError(
-            f"`global_shape` {region.global_shape} has {math.prod(region.global_shape):,} "
-            "elements; the keyed stream indexes at most 2**62 per tensor."
+            f"`global_shape` {show(region.global_shape)} has {shown} elements; the keyed stream "
+            "indexes at most 2**62 per tensor."
         )
     return region
 
 
 def _int_tuple(argument: str, values: Sequence[int]) -> tuple[int, ...]:
+    """`values` as a tuple of Python ints >= 0 (ints, NumPy integers, 0-d integer tensors; not
+    bools), or InitError naming `argument`."""
+    if isinstance(values, (str, bytes)):
+        raise InitError(f"`{argument}` must be a sequence of ints, got {show(values)}.")
     try:
         items = tuple(values)
     except TypeError:
-        raise InitError(f"`{argument}` must be a sequence of ints, got {values!r}.") from None
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise InitError(f"`{argument}` must hold non-negative ints, got {values!r}.")
-    return items
+        raise InitError(f"`{argument}` must be a sequence of ints, got {show(values)}.") from None
+    try:
+        return tuple(check_int(argument, v) for v in items)
+    except InitError:
+        raise InitError(
+            f"`{argument}` must hold non-negative ints, got {show(values)}."
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,26 @@ def kernel_params(kind: str, params: Sequence[float]) -> Params:
                   (a, b, mean, sigma))
 
 
+NORMAL_REACH = 6.67
+"""No standard normal variate of the stream exceeds this in magnitude: the Box–Muller radius
+is largest at the smallest u1, 2**-32, where it is sqrt(64 ln 2) = 6.6604 (rounded up)."""
+
+
+def largest_magnitude(kind: str, params: Sequence[float]) -> float:
+    """The largest |value| the distribution (`kind`, checked `params`, as for
+    `kernel_params`) can take: max(|low|, |high|) for ``"uniform"``, |mean| + NORMAL_REACH std
+    for ``"normal"`` (the keyed stream's reach; torch's generator reaches further, rarely),
+    the larger truncation bound for ``"truncated_normal"``; inf where float64 overflows."""
+    values = [float(p) for p in params]
+    if kind == "uniform":
+        return max(abs(values[0]), abs(values[1]))
+    if kind == "normal":
+        return abs(values[0]) + NORMAL_REACH * values[1]
+    mean, std, a, b = values[:4]
+    sigma = std / truncated_std_factor(a, b)
+    return max(abs(mean + sigma * a), abs(mean + sigma * b))
+
+
 def normal_cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._errors import InitError, did_you_mean
+from .._errors import InitError, check_finite, did_you_mean, show
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
 Params = Mapping[str, Any]
@@ -104,29 +103,28 @@ def _named(name: str, params: Params | None) -> Activation:
     if key not in _NAMED:
         choices = sorted([*_NAMED, *ALIASES])
         raise InitError(
-            f"`activation` {name!r} is not a known activation name.{did_you_mean(key, choices)} "
+            f"`activation` {show(name)} is not a known activation name."
+            f"{did_you_mean(key[:100], choices)} "
             f"Known names: {', '.join(choices)}. Any nn.Module or function on tensors also works."
         )
     fn, defaults = _NAMED[key]
     given = dict(params or {})
-    unknown = sorted(set(given) - set(defaults))
+    unknown = sorted(set(given) - set(defaults), key=repr)
     if unknown:
         allowed = ", ".join(defaults) or "none"
         raise InitError(
-            f"`params` {unknown} are not parameters of {key!r} (its parameters: {allowed})."
+            f"`params` {show(unknown)} are not parameters of {key!r} (its parameters: "
+            f"{allowed})."
         )
     merged = {**defaults, **given}
     for pname, value in merged.items():
         default = defaults[pname]
         if isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InitError(f"`{pname}` of {key!r} must be a number, got {value!r}.")
-            if not math.isfinite(value):
-                raise InitError(f"`{pname}` of {key!r} must be finite, got {value!r}.")
-            merged[pname] = float(value)
+            merged[pname] = _number(key, pname, value)
     if key == "gelu" and merged["approximate"] not in ("none", "tanh"):
         raise InitError(
-            f"`approximate` of 'gelu' must be 'none' or 'tanh', got {merged['approximate']!r}."
+            f"`approximate` of 'gelu' must be 'none' or 'tanh', got "
+            f"{show(merged['approximate'])}."
         )
     if key == "softplus" and merged["beta"] <= 0:
         raise InitError(f"`beta` of 'softplus' must be > 0, got {merged['beta']!r}.")
@@ -141,6 +139,17 @@ def _named(name: str, params: Params | None) -> Activation:
 
     return Activation(key, call, tuple(sorted(merged.items())), known=True,
                       kinks=_kinks(key, merged))
+
+
+def _number(name: str, pname: str, value: object) -> float:
+    """Parameter `pname` of activation `name` as a finite float, or InitError."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise InitError(f"`{pname}` of {name!r} must be a number, got {show(value)}.")
+    try:
+        return check_finite(pname, value)
+    except InitError as exc:
+        what = "a number" if "real number" in str(exc) else "finite (within float64's range)"
+        raise InitError(f"`{pname}` of {name!r} must be {what}, got {show(value)}.") from None
 
 
 def _kinks(name: str, params: dict[str, Any]) -> tuple[float, ...]:
@@ -162,7 +171,15 @@ def _module(module: nn.Module) -> Activation:
         return _named(name, {attr: getattr(module, attr) for attr in attrs})
     # Unknown module: evaluate it in float64 on a private copy in eval mode (no dropout), so
     # the user's module, its parameters and its mode are untouched.
-    private = copy.deepcopy(module).to(torch.float64).eval().requires_grad_(False)
+    try:
+        private = copy.deepcopy(module).to(torch.float64).eval().requires_grad_(False)
+    except Exception as exc:  # deepcopy and .to run the module's own code
+        raise InitError(
+            f"`activation` module {type(module).__name__} cannot be copied to float64 "
+            f"({type(exc).__name__}: {str(exc)[:200]}): weightinit evaluates a private float64 "
+            "copy so that yours stays untouched. Pass a function on tensors instead, e.g. "
+            "`lambda x: module(x)` if it accepts float64."
+        ) from None
 
     def call(x: torch.Tensor) -> torch.Tensor:
         out = private(x)
@@ -184,9 +201,16 @@ def resolve_activation(activation: object, params: Params | None = None) -> Acti
             that are not activations.
     """
     if isinstance(activation, Activation):
+        if params is not None and not isinstance(params, Mapping):
+            raise InitError(f"`params` must be a mapping, got {show(params)}.")
         if params:
             raise InitError("`params` cannot be combined with an already resolved Activation.")
         return activation
+    if params is not None and not isinstance(params, Mapping):
+        raise InitError(
+            f"`params` must be a mapping of parameter names to values, e.g. "
+            f"{{'negative_slope': 0.2}}, got {type(params).__name__} {show(params)}."
+        )
     if isinstance(activation, str):
         return _named(activation, params)
     if params:
@@ -203,5 +227,5 @@ def resolve_activation(activation: object, params: Params | None = None) -> Acti
         return Activation(str(name), activation)
     raise InitError(
         f"`activation` must be a name, an nn.Module or a function on tensors, "
-        f"got {type(activation).__name__} {activation!r}."
+        f"got {type(activation).__name__} {show(activation)}."
     )

@@ -74,13 +74,21 @@ def critical_point(activation: object = "tanh", *, bias_std: float = 0.0,
             stable fixed point exists).
     """
     bias = check_positive_finite("bias_std", bias_std, allow_zero=True)
+    if bias > 1e150:  # sigma_b^2 overflows float64; no fixed point is within reach anyway
+        raise InitError(
+            f"`bias_std` (={bias!r}) is too large: sigma_b^2 overflows float64, and with a bias "
+            "std beyond 100 the pre-activation variance q* lies past the q in [1e-12, 1e4] "
+            "searched. Pass a bias std of at most about 100."
+        )
     act = resolve_activation(activation, params)
     if act.known and act.name in _HOMOGENEOUS:
         sigma_w = 1.0 / math.sqrt(second_moment(act, derivative=True))
         return CriticalPoint(sigma_w, bias, math.nan if bias == 0 else math.inf, 1.0)
 
+    bias_var = bias * bias
+
     def excess(q: float) -> float:  # sigma_w(q)^2 E[phi^2] + sigma_b^2 - q; zero at q*
-        return _ratio(act, q) + bias**2 - q
+        return _ratio(act, q) + bias_var - q
 
     # Without bias the origin is a fixed point of activations with phi(0) = 0; crossings below
     # q = 1e-6 are then rounding noise around it (excess(q) is O(q^2) there).

@@ -7,7 +7,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Literal, NamedTuple
 
-from .._errors import InitError, check_choice, check_positive_int
+from .._errors import InitError, check_choice, check_positive_int, show
 
 Layout = Literal["linear", "conv", "conv_transpose", "embedding", "qkv", "experts"]
 LAYOUTS: tuple[str, ...] = ("linear", "conv", "conv_transpose", "embedding", "qkv", "experts")
@@ -22,6 +22,7 @@ class Fans(NamedTuple):
 
     @property
     def fan_avg(self) -> float:
+        """(fan_in + fan_out) / 2, the fan of Glorot's mode="fan_avg"."""
         return (self.fan_in + self.fan_out) / 2
 
 
@@ -29,14 +30,14 @@ def _as_shape(shape: object) -> tuple[int, ...]:
     if hasattr(shape, "shape") and not isinstance(shape, (tuple, list)):
         shape = tuple(shape.shape)
     if not isinstance(shape, Iterable):
-        raise InitError(f"`shape` must be a sequence of ints, got {shape!r}.")
+        raise InitError(f"`shape` must be a sequence of ints, got {show(shape)}.")
     try:
         dims: tuple[object, ...] = tuple(shape)
     except TypeError:
-        raise InitError(f"`shape` must be a sequence of ints, got {shape!r}.") from None
+        raise InitError(f"`shape` must be a sequence of ints, got {show(shape)}.") from None
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral) or int(d) < 0:
-            raise InitError(f"`shape` must hold non-negative ints, got {shape!r}.")
+            raise InitError(f"`shape` must hold non-negative ints, got {show(shape)}.")
     return tuple(int(d) for d in dims)  # type: ignore[call-overload]  # checked just above
 
 
@@ -51,7 +52,7 @@ def _need(shape: Sequence[int], low: int, layout: str, form: str) -> None:
 
 def _divide(total: int, groups: int, what: str) -> int:
     if total % groups:
-        raise InitError(f"`{what}` (={total}) must be divisible by `groups` (={groups}).")
+        raise InitError(f"`{what}` (={total}) must be divisible by `groups` (={show(groups)}).")
     return total // groups
 
 
@@ -83,9 +84,10 @@ def compute_fans(shape: object, layout: Layout = "linear", *, groups: int = 1) -
     """
     dims = _as_shape(shape)
     check_choice("layout", layout, LAYOUTS)
-    check_positive_int("groups", groups)
+    groups = check_positive_int("groups", groups)
     if groups != 1 and layout not in ("conv", "conv_transpose"):
-        raise InitError(f"`groups` (={groups}) only applies to conv layouts, not {layout!r}.")
+        raise InitError(
+            f"`groups` (={show(groups)}) only applies to conv layouts, not {layout!r}.")
     if layout == "linear":
         _need(dims, 2, layout, "(out, in)")
         if len(dims) != 2:

@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from .._errors import InitError, check_choice
+from .._errors import InitError, check_choice, check_positive_finite
 from ._activations import Activation, Params, resolve_activation
 from ._quadrature import gaussian_expectation
 
@@ -31,7 +31,15 @@ def _values(act: Activation, x: torch.Tensor) -> torch.Tensor:
             f"`activation` {act.label} must return a tensor shaped like its input "
             f"{tuple(x.shape)}, got {shape}."
         )
-    out = out.to(torch.float64)
+    if out.dtype != x.dtype:
+        # A lower precision turns phi into a staircase (steps of 2**-11 relative for float16)
+        # that no quadrature integrates to 1e-15; an integer or bool output is a step function.
+        raise InitError(
+            f"`activation` {act.label} returned {out.dtype} for a {x.dtype} input: it changes "
+            "the dtype, and the gain is computed from phi in float64 (its rounding to a "
+            "lower precision is a staircase, not the function). Make it keep its input's "
+            "dtype, e.g. drop the cast (`x.half()`) or compute in x's dtype."
+        )
     if not torch.isfinite(out).all():
         raise InitError(f"`activation` {act.label} is not finite on the real line (|z| <= 12).")
     return out
@@ -43,7 +51,14 @@ def _derivative(act: Activation, x: torch.Tensor) -> torch.Tensor:
         y = _values(act, z)
         if not y.requires_grad:
             return torch.zeros_like(x)  # a constant (or detached) function: phi' = 0
-        (grad,) = torch.autograd.grad(y.sum(), z, allow_unused=True)
+        try:
+            (grad,) = torch.autograd.grad(y.sum(), z, allow_unused=True)
+        except Exception as exc:  # the backward of torch's own functions can fail too
+            raise InitError(
+                f"`activation` {act.label} has no derivative autograd can compute in float64 "
+                f"({type(exc).__name__}: {str(exc)[:200]}): parameters that large (or a "
+                "function without a backward) leave mode='backward' undefined."
+            ) from None
     if grad is None:
         return torch.zeros_like(x)
     return grad.detach()
@@ -53,7 +68,7 @@ def second_moment(activation: object, *, q: float = 1.0, derivative: bool = Fals
                   params: Params | None = None) -> float:
     """E[phi(sqrt(q) Z)^2] (or of phi' when `derivative`), Z ~ N(0, 1), by quadrature."""
     act = resolve_activation(activation, params)
-    scale = math.sqrt(q)
+    scale = math.sqrt(check_positive_finite("q", q, allow_zero=True))
     fn = _derivative if derivative else _values
     edges = [k / scale for k in act.kinks] if scale > 0 else []
     return gaussian_expectation(lambda z: fn(act, scale * z) ** 2, edges,
@@ -126,17 +141,18 @@ def gain(activation: object = "relu", *, mode: GainMode = "forward",
     """
     check_choice("mode", mode, _MODES)
     act = resolve_activation(activation, params)
-    if mode == "torch":
-        if not act.known:
-            raise InitError(
-                f"`activation` {act.label} is a user function; torch's calculate_gain only "
-                "knows names. Use mode='forward'."
-            )
-        return _torch_gain(act)
+    if mode == "torch" and not act.known:
+        raise InitError(
+            f"`activation` {act.label} is a user function; torch's calculate_gain only "
+            "knows names. Use mode='forward'."
+        )
     try:
-        closed = _closed_form(act)
+        closed = _torch_gain(act) if mode == "torch" else _closed_form(act)
     except OverflowError:
-        raise InitError(f"`activation` {act.label} has parameters too large for a gain.") from None
+        raise InitError(
+            f"`activation` {act.label} has parameters too large for a gain: its square "
+            "overflows float64. Pass parameters below about 1e150."
+        ) from None
     if closed is not None:
         return closed
     moment = second_moment(act, derivative=(mode == "backward"))

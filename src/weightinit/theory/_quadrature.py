@@ -91,9 +91,11 @@ def gaussian_expectation(values: Callable[[torch.Tensor], torch.Tensor],
         keep = ~done
         if 2 * int(keep.sum()) > _MAX_ACTIVE:
             raise InitError(
-                f"{lead}The quadrature does not converge: the activation is not a deterministic "
-                "elementwise function (dropout, softmax, noise?). Pass a function of each "
-                "element alone, in eval mode."
+                f"{lead}The quadrature does not converge: the integrand has more jumps or kinks "
+                "than it can resolve. Either the activation is not a deterministic elementwise "
+                "function (dropout, softmax, noise?), or it is a staircase (rounding, "
+                "quantization, a cast to lower precision and back). Pass a smooth or piecewise "
+                "smooth function of each element alone, in eval mode, computed in float64."
             )
         lo, hi = np.concatenate([lo[keep], mid[keep]]), np.concatenate([mid[keep], hi[keep]])
         whole = np.concatenate([left[keep], right[keep]])
