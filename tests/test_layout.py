@@ -17,7 +17,8 @@ ROOT = Path(weightinit.__file__).parent
 LAYERS = [("theory",), ("random",), ("schemes",), ("model",), ("lsuv", "diagnose"), ("report",),
           ("studies",), ("cli",)]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
-SHARED = {"_errors", "_render", "_state", "_sync"}  # top-level private modules any layer may use
+# top-level private modules any layer may use
+SHARED = {"_errors", "_layout", "_render", "_state", "_sync"}
 MAX_LINES = 450
 
 

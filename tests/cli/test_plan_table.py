@@ -12,8 +12,8 @@ from rich.cells import cell_len
 from rich.console import Console
 
 import weightinit as wi
+from weightinit._layout import fit_widths
 from weightinit.cli import main
-from weightinit.model._table import fit_widths
 
 FACTORY = """
 def build():

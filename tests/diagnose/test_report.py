@@ -244,3 +244,31 @@ def test_html_in_a_headless_browser(tmp_path):
                                 min_height=100)
     assert SCRIPT_NAME in state["text"], "the hostile module name is not shown as text"
     assert "blocks.3.proj" in state["text"] and "dead_units" in state["text"]
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_table_at_terminal_widths_splits_no_number_and_no_name(width):
+    """At 80-120 columns the layer table drops to the columns findings are read from rather
+    than break a number ("0.083" / "02") or a layer name mid-word."""
+    import torch
+    from rich.console import Console
+
+    import weightinit as wi
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Tanh(),
+                                torch.nn.Linear(64, 64), torch.nn.Tanh(),
+                                torch.nn.Linear(64, 10))
+    torch.manual_seed(0)  # the constructor's draws: torch's default init is what is measured
+    for m in model:
+        if isinstance(m, torch.nn.Linear):
+            m.reset_parameters()
+    d = wi.diagnose(model, torch.randn(128, 64, generator=torch.Generator().manual_seed(1)))
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None).print(d.table())
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= width
+    for x in d.layers:
+        for value in (x.out_std, x.out_signal, x.grad_out_rms):
+            assert number(value) in text, (width, number(value))
+    for f in d.findings:  # findings wrap at spaces only: every word is whole
+        assert all(word in text for word in f.message.split()), f.kind

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InitError, check_positive_int
 from .._render import (
-    Column,
     data_uri,
     escape,
     html_table,
@@ -25,7 +24,6 @@ from .._render import (
     page,
     png_bytes,
     positive,
-    rich_table,
     write_text,
 )
 from ._types import SEVERITIES, Diagnosis, Finding, LayerStats, Severity
@@ -97,8 +95,10 @@ _COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
     ("saturated %", "right"),
     ("grad out RMS", "right"), ("grad W RMS", "right"), ("weight std / recommended", "right"),
 )
+# What the terminal keeps when every column does not fit: the numbers findings are read from.
+_COMPACT = ("#", "layer", "out std", "signal", "dead %", "saturated %", "grad out RMS",
+            "weight std / recommended")
 
-_FINDING_COLUMNS = ("severity", "kind", "layer", "message", "fix", "code")
 
 
 def _layer_cells(x: LayerStats) -> tuple[str, ...]:
@@ -112,31 +112,42 @@ def _layer_cells(x: LayerStats) -> tuple[str, ...]:
 
 
 def table(d: Diagnosis) -> Any:
-    """The per-layer statistics and the findings as a `rich` renderable (a Group of two Tables).
+    """The per-layer statistics and the findings as a `rich` renderable (a Group of two
+    tables) that fits the width it is printed at: every statistic when there is room, else
+    the ones that show a problem (`weightinit._layout.AdaptiveTable`); numbers and layer
+    names are never split, findings wrap at spaces.
 
-    Every string from the model is added as plain `Text`, never parsed as rich markup, so a
+    Every string from the model is added as plain text, never parsed as rich markup, so a
     module named ``[bold]x`` or ``[/]`` shows as written.
     """
     from rich.console import Group
     from rich.text import Text
 
+    from .._layout import AdaptiveTable, Breakable
+
     severity_of = _layer_severity(d)
+    headers = [name for name, _ in _COLUMNS]
+    right = {name for name, justify in _COLUMNS if justify == "right"}
     rows = []
     for x in d.layers:
-        cells = [Text(_clean(cell)) for cell in _layer_cells(x)]
         severity = severity_of.get(x.name)
-        if severity is not None:
-            cells[1].stylize(_RICH_STYLE[severity])
-        rows.append(cells)
-    layers = rich_table(f"weightinit diagnose: {_status(d)}",
-                        [Column(name, justify, overflow="fold") for name, justify in _COLUMNS],
-                        rows, caption=_clean(_loss_line(d) + "".join(f"\n{n}" for n in d.notes)),
-                        caption_justify="left")
-    findings = rich_table(
-        "findings" if d.findings else "findings: none",
-        [Column(name, overflow="fold") for name in _FINDING_COLUMNS],
-        [(Text(f.severity, style=_RICH_STYLE[f.severity]), f.kind, _clean(f.layer or "(model)"),
-          _clean(f.message), _clean(f.fix), Text(_clean(f.code), style="cyan"))
+        rows.append({
+            header: Breakable(_clean(cell), "." if header == "layer" else "",
+                              "  " if header == "layer" else "",
+                              "right" if header in right else "left",
+                              _RICH_STYLE[severity] if severity and header == "layer" else "")
+            for header, cell in zip(headers, _layer_cells(x), strict=True)})
+    caption = _clean(_loss_line(d) + "".join(f"\n{n}" for n in d.notes))
+    layers = AdaptiveTable(Text(f"weightinit diagnose: {_status(d)}", style="table.title"),
+                           Text(caption, style="table.caption"), headers, rows,
+                           compact=_COMPACT, right=right, whole={"layer"})
+    findings = AdaptiveTable(
+        Text("findings" if d.findings else "findings: none", style="table.title"), None,
+        ("finding", "what is wrong, what it does, the fix"),
+        [{"finding": Breakable(f"{f.severity}\n{f.kind}\n{_clean(f.layer or '(model)')}",
+                               "._", "  ", style=_RICH_STYLE[f.severity]),
+          "what is wrong, what it does, the fix": Breakable(
+              f"{_clean(f.message)}\nFix: {_clean(f.fix)}\n{_clean(f.code)}")}
          for f in _sorted(d.findings)])
     return Group(layers, findings)
 
