@@ -191,3 +191,31 @@ def test_a_forward_drawing_from_the_global_generator_beside_another_thread_drawi
 
     assert LOCK.acquire(blocking=False)  # nothing left holding the lock
     LOCK.release()
+
+
+def test_a_call_waiting_on_another_threads_probe_gives_up_with_an_init_error(monkeypatch):
+    """A forward that waits on a thread calling weightinit would deadlock on the shared lock:
+    the waiting call gives up after `_sync.WAIT` seconds with an InitError, model unchanged."""
+    import threading
+
+    from weightinit import _sync
+
+    monkeypatch.setattr(_sync, "WAIT", 0.2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    before = [p.detach().clone() for p in model.parameters()]
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            wi.init_model(model)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with _sync.LOCK:  # this thread is inside a weightinit section (a probe's forward)
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], wi.InitError)
+    assert "one at a time" in str(errors[0]) and "Nothing was changed" in str(errors[0])
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .._errors import InitError, failure, first_line
+from .._sync import Busy
 from ._dataflow import LINEAR, UNKNOWN, Dataflow, Feed
 from ._graph import Graph
 from ._info import ParamInfo
@@ -232,6 +233,8 @@ def _record(model: nn.Module, example_inputs: object, argument: str,
     for index, (name, args, made) in enumerate(input_candidates(model, target)):
         try:
             graph, how = trace(model, args, {}, measure=measure)
+        except Busy:
+            raise
         except Exception as exc:
             failed = failed or (made, exc)
             continue

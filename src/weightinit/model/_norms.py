@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .._sync import quiet_warnings
+from .._sync import Busy, quiet_warnings
 from ._distributed import is_dtensor
 from ._probe import eval_mode, kept_attributes, probe_rng
 
@@ -53,6 +53,8 @@ def norm_offset(module: nn.Module, attr: str, input_shape: tuple[int, ...]) -> f
     try:
         with quiet_warnings(), probe_rng(), kept_attributes(module), eval_mode(module):
             outputs = _outputs(module, attr, x, params, buffers)
+    except Busy:
+        raise
     except Exception:
         return None
     if outputs is None:

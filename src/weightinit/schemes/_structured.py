@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .._errors import InitError, check_finite, check_positive_finite, check_positive_int, show
-from .._sync import LOCK
+from .._sync import held
 from ..theory import Fans
 from ._base import Draw, Source, Spec, as_fans, need_ndim, normalize
 
@@ -23,9 +23,9 @@ _CHUNK = 1 << 18  # elements per step where a construction works in pieces (memo
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
     """LAPACK's blocked QR is not bit-reproducible across thread counts; run it on one. The
-    thread count is the process's: under `LOCK`, so that two threads doing this at once do
+    thread count is the process's: under `_sync.LOCK`, so that two threads doing this at once do
     not restore each other's count in the wrong order (leaving the process on one thread)."""
-    with LOCK:
+    with held():
         threads = torch.get_num_threads()
         try:
             if threads != 1:
