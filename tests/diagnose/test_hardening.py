@@ -205,3 +205,53 @@ def test_warnings_filters_are_left_alone():
         filters = list(warnings.filters)
         wi.diagnose(model, X)
         assert warnings.filters == filters
+
+
+def _mlp() -> nn.Sequential:
+    torch.manual_seed(0)  # the constructor's draws: a fixed model
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def test_a_callers_no_grad_does_not_turn_the_backward_pass_off():
+    model, x = _mlp(), torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    plain = wi.diagnose(model, x)
+    with torch.no_grad():
+        quiet = wi.diagnose(model, x)
+    assert all(layer.grad_out_rms is not None for layer in quiet.layers)
+    assert [layer.grad_out_rms for layer in quiet.layers] == [
+        layer.grad_out_rms for layer in plain.layers]
+
+
+def test_inference_mode_is_refused_and_nothing_changes():
+    model, x = _mlp(), torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    before = full_state.capture(model)
+    with torch.inference_mode(), pytest.raises(wi.InitError, match="inference_mode"):
+        wi.diagnose(model, x)
+    full_state.assert_same(model, before)
+
+
+def test_a_loss_or_gradient_that_is_not_finite_is_an_error():
+    model, x = _mlp(), torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    d = wi.diagnose(model, x, loss_fn=lambda out: out.sum() * float("nan"))
+    assert not d.healthy and any(f.kind == "nonfinite" and f.severity == "error"
+                                 for f in d.findings)
+
+
+def test_a_backward_pass_that_fails_is_an_init_error_and_nothing_changes():
+    model, x = _mlp(), torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("hook exploded")
+
+    model[2].register_full_backward_hook(broken)
+    before = full_state.capture(model)
+    with pytest.raises(wi.InitError, match="backward pass failed: RuntimeError: hook exploded"):
+        wi.diagnose(model, x)
+    full_state.assert_same(model, before)
+
+
+def test_a_loss_that_is_not_a_scalar_is_named_by_its_shape():
+    model, x = _mlp(), torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(wi.InitError, match=r"shape \(64, 4\)") as info:
+        wi.diagnose(model, x, loss_fn=lambda out: out)
+    assert "\n" not in str(info.value)

@@ -25,7 +25,7 @@ from ..model import (
     record,
     unwrap,
 )
-from ._findings import find
+from ._findings import find, nonfinite_loss
 from ._graphs import Pass
 from ._layerstats import input_summary, output_summary, stats
 from ._structure import links, measure
@@ -130,6 +130,11 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
     """
     if not isinstance(model, nn.Module):
         raise InitError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    if torch.is_inference_mode_enabled():
+        raise InitError(
+            "diagnose was called inside torch.inference_mode(): it measures gradients, which "
+            "inference mode turns off. Call it outside inference mode (torch.no_grad() around "
+            "it is fine). Nothing was changed.")
     model = unwrap(model)
     if loss_fn is not None and not callable(loss_fn):
         raise InitError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}.")
@@ -187,7 +192,8 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
     notes: list[str] = []
     watch = Watch()
     handles = []
-    with preserved(model, tensors=tree_flatten((args, kwargs))[0]):
+    # enable_grad: a caller's torch.no_grad() must not turn the backward pass off.
+    with preserved(model, tensors=tree_flatten((args, kwargs))[0]), torch.enable_grad():
         try:
             for module in names:
                 if owns_parameters(module) and not isinstance(module, ParametrizationList):
@@ -215,15 +221,26 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
                               f"{tuple(output.shape)}: pass a `target` and `loss_fn` that fit "
                               "it") from None
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise InitError(f"The loss must be a scalar tensor, got {loss!r}.")
+                shown = (f"a tensor of shape {tuple(loss.shape)}" if isinstance(
+                    loss, torch.Tensor) else f"a {type(loss).__name__}")
+                raise InitError(f"The loss must be a scalar tensor, got {shown}: reduce it "
+                                "(e.g. .mean()) in `loss_fn`. Nothing was changed.")
             weight_grads: dict[str, torch.Tensor | None] = {}
             if loss.requires_grad and weights:
                 listed = list(weights)
-                found = torch.autograd.grad(loss, [weights[n] for n in listed],
-                                            allow_unused=True)
+                try:
+                    found = torch.autograd.grad(loss, [weights[n] for n in listed],
+                                                allow_unused=True)
+                except Exception as exc:
+                    raise failure("The backward pass", exc, fix="Check the model's backward "
+                                  "hooks and custom autograd functions") from None
                 weight_grads = dict(zip(listed, found, strict=True))
+            elif weights:
+                notes.append("No gradient: the loss is not connected to any trainable "
+                             "parameter (it does not depend on them, or `loss_fn` detached "
+                             "it), so the gradient columns are empty.")
             else:
-                notes.append("No gradient: the loss does not depend on trainable parameters.")
+                notes.append("No gradient: the model has no trainable parameters.")
         finally:
             for handle in handles:
                 handle.remove()
@@ -260,6 +277,10 @@ def diagnose(model: nn.Module, batch: object, *, target: object = None,
         0].dim() else 0
     findings = find(layers, weight_layers, residual_ends=residual_ends, samples=samples,
                     links=links(flow, layers, weight_layers, moments), structure=structure)
+    if not any(f.kind in ("nonfinite", "uninitialized") for f in findings):  # the cause, once
+        findings.extend(nonfinite_loss(float(loss.detach()), [
+            n for n, g in weight_grads.items()
+            if g is not None and not bool(torch.isfinite(g).all())]))
     if 0 < samples < 16:
         notes.append(f"A batch of {samples} samples is too small to call units dead (a ReLU "
                      "unit is off for a few samples by chance): that check was skipped.")

@@ -410,6 +410,22 @@ def _residual_growth(layers: Sequence[LayerStats], weighted: Sequence[LayerStats
         {"ratio": ratio, "blocks": float(len(stream))})]
 
 
+def nonfinite_loss(loss: float, bad_grads: Sequence[str]) -> list[Finding]:
+    """An error when the loss or a weight's gradient (`bad_grads`: the weights whose gradient
+    holds NaN/Inf) is not finite: the first optimizer step would write it into the weights."""
+    if math.isfinite(loss) and not bad_grads:
+        return []
+    what = (f"the loss is {loss}" if not math.isfinite(loss)
+            else f"{len(bad_grads)} weight gradients hold NaN/Inf (first: {bad_grads[0]!r})")
+    return [Finding(
+        "nonfinite", "error", bad_grads[0].rpartition(".")[0] if bad_grads else "",
+        f"Not finite: {what}. If ignored: the first optimizer step writes NaN/Inf into the "
+        "weights and training cannot recover.",
+        "Find the first layer whose output is not finite (the table's out std column), or the "
+        "loss term that overflows; initialize so that every output stays finite.", INIT,
+        {"nonfinite_grads": float(len(bad_grads))})]
+
+
 RULES: tuple[Rule, ...] = (_nonfinite, _uninitialized, _symmetry, _dead_gradient, _forward,
                            _backward, _dead_units, _killing_bias, _saturation, _weight_scale,
                            _residual_growth)
