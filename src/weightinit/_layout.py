@@ -22,6 +22,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from ._render import printable
+
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 
@@ -34,9 +36,10 @@ class Breakable:
 
     def __init__(self, text: str, after: str = "", indent: str = "",
                  justify: JustifyMethod = "left", style: str = "") -> None:
-        # A lone surrogate (from a name built of undecodable bytes) cannot be written to a
-        # terminal: shown as its escape, and measured as such.
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        # A lone surrogate (from a name built of undecodable bytes) or a control character
+        # (an escape sequence) must not reach the terminal: shown as its escape, and measured
+        # as such.
+        text = printable(text)
         self.text = text
         self.indent = indent
         self.justify: JustifyMethod = justify

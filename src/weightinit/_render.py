@@ -13,6 +13,7 @@ import io
 import math
 import numbers
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,20 @@ if TYPE_CHECKING:
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 """Only inline CSS and data: images: a page with this policy fetches nothing and runs no
 script, even if escaping were ever to fail."""
+
+
+# --- text ----------------------------------------------------------------------------------
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` safe to write to a terminal, a figure or a UTF-8 file: control characters (an
+    escape sequence in a module name would recolour or move the user's terminal) and lone
+    surrogates (which UTF-8 cannot encode) become their backslash escapes; newlines and tabs
+    stay."""
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -158,7 +173,7 @@ def rich_table(title: str | Text | None, columns: Sequence[Column | tuple[str, J
     from rich.text import Text
 
     def text(value: str | Text, style: StyleType) -> Text:
-        return value if isinstance(value, Text) else Text(value, style=style)
+        return value if isinstance(value, Text) else Text(printable(value), style=style)
 
     title_style = options.get("title_style")
     caption_style = options.get("caption_style")

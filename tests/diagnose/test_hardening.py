@@ -255,3 +255,18 @@ def test_a_loss_that_is_not_a_scalar_is_named_by_its_shape():
     with pytest.raises(wi.InitError, match=r"shape \(64, 4\)") as info:
         wi.diagnose(model, x, loss_fn=lambda out: out)
     assert "\n" not in str(info.value)
+
+
+def test_an_escape_sequence_in_a_module_name_never_reaches_the_terminal():
+    """A module named "\\x1b[31mred" printed as its escape in every table (plan, lsuv,
+    diagnose): the raw ESC would recolour or move the user's terminal."""
+    from rich.console import Console
+
+    model = nn.Sequential()
+    model.add_module("\x1b[31mred", nn.Linear(8, 8))
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    for table in (wi.init_model(model, dry_run=True).table(), wi.lsuv(model, x).table(),
+                  wi.diagnose(model, x).table()):
+        out = io.StringIO()
+        Console(file=out, width=120, color_system=None).print(table)
+        assert "\x1b" not in out.getvalue() and "\\x1b[31mred" in out.getvalue()

@@ -610,3 +610,20 @@ def test_an_exception_from_progress_leaves_no_checkpoint_half_written(tmp_path):
         wi.save_initial(meta_model(), tmp_path, seed=2, progress=_stop_at("writing", -1))
     assert (tmp_path / "model.safetensors").read_bytes() == written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "plan.json"]
+
+
+def test_disjoint_views_of_one_flat_buffer_are_filled_not_refused():
+    """FSDP1's use_orig_params layout: parameters that are disjoint views of one flat
+    buffer. Only overlapping memory is refused."""
+    flat = torch.zeros(192)
+    model = nn.Module()
+    model.w1 = nn.Parameter(flat[:128].view(16, 8))
+    model.w2 = nn.Parameter(flat[128:].view(4, 16))
+    policy = wi.Policy([wi.Rule(wi.Normal(1.0), name="*")])
+    wi.init_model(model, policy, seed=0)
+    alone = nn.Module()
+    alone.w1 = nn.Parameter(torch.zeros(16, 8))
+    alone.w2 = nn.Parameter(torch.zeros(4, 16))
+    wi.init_model(alone, policy, seed=0)
+    assert torch.equal(flat[:128].view(16, 8), alone.w1) and torch.equal(
+        flat[128:].view(4, 16), alone.w2)

@@ -24,6 +24,7 @@ from .._render import (
     page,
     png_bytes,
     positive,
+    printable,
     write_text,
 )
 from ._types import SEVERITIES, Diagnosis, Finding, LayerStats, Severity
@@ -45,9 +46,10 @@ _FALLBACK = "The table (Diagnosis.table()) and JSON (Diagnosis.to_json()) work w
 
 
 def _clean(text: str) -> str:
-    """`text` as UTF-8 can encode it: a lone surrogate (a module named ``"\\ud800"``) becomes
-    the escape ``\\ud800``, where it would crash a terminal, matplotlib or the HTML file."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """`text` as UTF-8 can encode it and a terminal shows it: a lone surrogate (a module named
+    ``"\\ud800"``) becomes the escape ``\\ud800``, where it would crash a terminal, matplotlib
+    or the HTML file; a control character its escape too (`weightinit._render.printable`)."""
+    return printable(text)
 
 
 def _percent(fraction: float | None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -205,9 +206,10 @@ def check_finite(row: PlanRow, values: torch.Tensor) -> None:
 
 
 def refuse_shared_memory(params: Mapping[str, torch.Tensor], rows: Sequence[PlanRow]) -> None:
-    """InitError when two different parameters the plan fills share memory (one made from a
-    slice of the other): filling one would silently overwrite part of the other."""
-    owners: dict[int, str] = {}
+    """InitError when two different parameters the plan fills overlap in memory (one made
+    from a slice of the other): filling one would silently overwrite part of the other.
+    Parameters that are disjoint views of one buffer (a flat parameter's pieces) are fine."""
+    spans: dict[int, list[tuple[int, int, str]]] = {}  # storage -> (first byte, end, name)
     seen: set[int] = set()
     for row in rows:
         param = params.get(row.name)
@@ -219,14 +221,23 @@ def refuse_shared_memory(params: Mapping[str, torch.Tensor], rows: Sequence[Plan
             storage = param.untyped_storage().data_ptr()
         except (RuntimeError, NotImplementedError):  # no plain storage (a tensor subclass)
             continue
-        if storage in owners:
-            raise InitError(
-                f"Parameters {owners[storage]!r} and {row.name!r} share memory (one was made "
-                "from a slice of the other), so filling one would overwrite part of the other. "
-                "Give one of them its own storage (.clone()), or tie them as the same "
-                "nn.Parameter. No parameter was changed."
-            )
-        owners[storage] = row.name
+        reach = sum((size - 1) * abs(stride) for size, stride in zip(
+            param.shape, param.stride(), strict=True))
+        first = param.data_ptr()
+        spans.setdefault(storage, []).append(
+            (first, first + (reach + 1) * param.element_size(), row.name))
+    for pieces in spans.values():
+        pieces.sort()
+        for (_, end, name), (start, _, other) in itertools.pairwise(pieces):
+            if start < end:
+                order = [r.name for r in rows]
+                name, other = sorted((name, other), key=order.index)  # the plan's order
+                raise InitError(
+                    f"Parameters {name!r} and {other!r} share memory (one was made from a "
+                    "slice of the other), so filling one would overwrite part of the other. "
+                    "Give one of them its own storage (.clone()), or tie them as the same "
+                    "nn.Parameter. No parameter was changed."
+                )
 
 
 def parametrized(model: nn.Module, name: str) -> Any:
