@@ -132,3 +132,14 @@ def test_zero_dim_parameters_and_failures_leave_no_partial_file(tmp_path):
     assert not (tmp_path / "b" / ".model.safetensors.partial").exists()
     with pytest.raises(wi.InitError, match="`path` must be a folder path"):
         wi.save_initial(model, 123)
+
+
+def test_a_path_below_a_file_is_refused_before_any_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(4, 4))
+    calls: list[tuple[int, int, str]] = []
+    with pytest.raises(wi.InitError, match="is a file"):
+        wi.save_initial(model, blocker / "ckpt", progress=lambda *a: calls.append(a))
+    assert calls == [] and blocker.read_text() == "x"

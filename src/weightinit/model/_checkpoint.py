@@ -4,6 +4,7 @@ at a time (memory bounded by the largest tensor), with the plan as JSON beside i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -77,6 +78,10 @@ def save_initial(model: nn.Module, path: str | os.PathLike[str], *, seed: int = 
     if folder.exists() and not folder.is_dir():
         raise InitError(f"`path` {str(folder)!r} is a file; pass a folder for "
                         f"{WEIGHTS} and {PLAN}.")
+    blocked = next((p for p in folder.absolute().parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:  # checked before any work: the folder could never be made
+        raise InitError(f"`path` {str(folder)!r} cannot be a folder: {str(blocked)!r} is a "
+                        "file. Pass a folder you can write to. Nothing was written.")
     if sys.byteorder != "little":
         raise InitError("save_initial writes safetensors' little-endian bytes on "
                         "little-endian machines only.")
@@ -124,7 +129,8 @@ def save_initial(model: nn.Module, path: str | os.PathLike[str], *, seed: int = 
         raise InitError(f"Could not write the seed checkpoint to {str(folder)!r}: {exc}. "
                         "Pass a folder you can write to.") from None
     finally:
-        temporary.unlink(missing_ok=True)  # only left behind by a failure
+        with contextlib.suppress(OSError):  # only left behind by a failure
+            temporary.unlink(missing_ok=True)
     return plan
 
 
