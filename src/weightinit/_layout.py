@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 
 ROOMY = 24  # every column at least this wide (or its longest line) before all are shown
+_NARROWEST = 10  # the last layout: columns this narrow fold only their pieces that are wider
 
 
 class Breakable:
@@ -84,12 +85,15 @@ class AdaptiveTable(Table):
     lays itself out for the width it gets: the first of these that fits without breaking a
     word: every column, each at least `ROOMY` wide or its longest line, the `whole` columns
     at full width; the `compact` columns with the `whole` ones at full width; the compact
-    columns with everything broken only at its break points. `wide`: every column, whole
+    columns with everything broken only at its break points; the same two with the `narrow`
+    columns, if given; the last of those with columns down to
+    `_NARROWEST`, only a piece wider than its column folded. `wide`: every column, whole
     columns at full width if they fit. Else rich's layout, which splits words.
 
     Args:
         title, caption: above and below, as `Text` (never parsed as markup).
-        headers: every column, in order; `compact`: the subset shown when they do not fit.
+        headers: every column, in order; `compact`: the subset shown when they do not fit;
+            `narrow`: a smaller one still, tried after `compact`.
         rows: each row's cells, header -> `Breakable`.
         right: headers justified right; whole: headers whose cells are never folded while
             a layout keeps them whole.
@@ -97,11 +101,13 @@ class AdaptiveTable(Table):
 
     def __init__(self, title: Text | None, caption: Text | None, headers: Sequence[str],
                  rows: Sequence[Mapping[str, Breakable]], *, compact: Sequence[str] = (),
+                 narrow: Sequence[str] = (),
                  right: Collection[str] = (), whole: Collection[str] = (),
                  wide: bool = False) -> None:
         self.wide = wide
         self._title, self._caption = title, caption
         self._headers, self._compact = tuple(headers), tuple(compact) or tuple(headers)
+        self._narrow = tuple(narrow)
         self._right, self._whole = frozenset(right), frozenset(whole)
         self._cells = list(rows)
         super().__init__(title=title, caption=caption, caption_justify="left")
@@ -115,13 +121,15 @@ class AdaptiveTable(Table):
         """The table to print at `width` columns (see the class docstring)."""
         options = console.options.update_width(max(width, 1))
         ranges = {}
-        for header in dict.fromkeys(self._headers + self._compact):
+        for header in dict.fromkeys(self._headers + self._compact + self._narrow):
             cells: list[Any] = [Text(header), *(cells[header] for cells in self._cells)]
             measured = [Measurement.get(console, options, cell) for cell in cells]
             ranges[header] = (max(m.minimum for m in measured), max(m.maximum for m in measured))
         attempts: list[tuple[tuple[str, ...], int]] = (
             [(self._headers, 0), (self._headers, -1)] if self.wide
-            else [(self._headers, ROOMY), (self._compact, 0), (self._compact, -1)])
+            else [(self._headers, ROOMY), (self._compact, 0), (self._compact, -1)]
+            + ([(self._narrow, 0), (self._narrow, -1)] if self._narrow else [])
+            + [(self._narrow or self._compact, -2)])
         for headers, roomy in attempts:
             floors = []
             for header in headers:
@@ -130,6 +138,8 @@ class AdaptiveTable(Table):
                     low = high
                 elif roomy > 0:
                     low = max(low, min(high, roomy))
+                elif roomy == -2:  # a piece wider than this is folded; the rest break as usual
+                    low = min(low, _NARROWEST)
                 floors.append(low)
             room = width - (3 * len(headers) + 1)  # edges, separators, padding of 1 each side
             widths = fit_widths(floors, [ranges[h][1] for h in headers], room)

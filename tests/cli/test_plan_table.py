@@ -169,3 +169,23 @@ def test_fit_widths(minimums, maximums, room, expected):
     if widths is not None:
         assert sum(widths) <= room
         assert all(lo <= w <= hi for lo, w, hi in zip(minimums, widths, maximums, strict=True))
+
+
+@pytest.mark.parametrize("width", [80, 90, 100])
+def test_llamas_longer_names_stay_whole_at_80_to_100_columns(width):
+    """Llama's names (post_attention_layernorm) and VarianceScaling do not fit the compact
+    columns at 80-90: the table drops to parameter, spec, std, rule rather than split them."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    config = transformers.LlamaConfig(
+        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32)
+    torch.manual_seed(0)  # the constructor's draws: a fixed model
+    plan = wi.init_model(transformers.LlamaForCausalLM(config), dry_run=True)
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None).print(plan.table())
+    text = out.getvalue()
+    assert max(cell_len(line) for line in text.splitlines()) <= width
+    for word in ("embed_tokens", "input_layernorm", "post_attention_layernorm", "LeCun()"):
+        assert word in text, (width, word)

@@ -4,7 +4,8 @@ Ten columns do not fit 80-120 terminal columns with GPT-2's names in them, and r
 room, narrows the widest columns and breaks their words anywhere ("linea/r.wei/ght"). So the
 table lays itself out when it is printed, for the width it is given: every column when they
 fit without breaking a word, else the columns that say what is done to each parameter
-(parameter, shape, role, spec, std, rule / note); `wide=True` keeps every column. Inside a
+(parameter, shape, role, spec, std, rule / note), else only what is done and why (parameter,
+spec, std, rule / note); `wide=True` keeps every column. Inside a
 cell, text breaks only where it reads well: names after a dot (the rest indented), specs after
 "(", "," or "=", shapes after "x"; a word is split only when it alone is wider than the whole
 column (a terminal narrower than the compact table's shortest layout).
@@ -39,6 +40,7 @@ def _cell(text: str, after: str = "", indent: str = "", justify: JustifyMethod =
 _FULL = ("parameter", "shape", "layer", "role", "activation <- source", "residual",
          "fans in/out", "spec", "std", "rule")
 _COMPACT = ("parameter", "shape", "role", "spec", "std", "rule / note")
+_NARROW = ("parameter", "spec", "std", "rule / note")  # what is done, and why
 _RIGHT = {"fans in/out", "std"}
 
 
@@ -73,7 +75,7 @@ class PlanTable(AdaptiveTable):
             Text(f"weightinit plan: policy {plan.policy!r}, seed {plan.seed}",
                  style="table.title"),
             Text(notes, style="table.caption") if notes else None,
-            _FULL, [_row_cells(plan, row) for row in plan.rows], compact=_COMPACT,
+            _FULL, [_row_cells(plan, row) for row in plan.rows], compact=_COMPACT, narrow=_NARROW,
             right=_RIGHT, whole={"parameter"}, wide=wide)
 
 
