@@ -132,6 +132,12 @@ def test_a_negative_input_shape_is_refused_alike_in_both_forms(models, capsys, f
     assert "expected one argument" not in line
 
 
+@pytest.mark.parametrize("shape", ["4,8,", "4,,8", ","])
+def test_an_input_shape_with_an_empty_dimension_is_a_usage_error(models, capsys, shape):
+    _usage_error(capsys, ["plan", f"{models}:mlp", "--input-shape", shape], "--input-shape",
+                 "expected positive ints", repr(shape))
+
+
 def test_an_option_after_input_shape_is_still_an_option(models, capsys):
     _usage_error(capsys, ["plan", f"{models}:mlp", "--input-shape", "--json"],
                  "--input-shape", "expected one argument")

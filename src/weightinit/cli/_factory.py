@@ -200,7 +200,10 @@ def _bind(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], target: str
 def parse_shape(text: str) -> tuple[int, ...]:
     """``"8,3,32,32"`` -> (8, 3, 32, 32); positive ints only, that torch's int64 sizes can
     hold (each dimension and their product)."""
-    parts = [p.strip() for p in text.replace("x", ",").split(",") if p.strip()]
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    if any(not p for p in parts):  # "4,8," or "4,,8": a dimension left out
+        raise ValueError(f"expected positive ints like 8,3,32,32, got {text[:80]!r} (an empty "
+                         "dimension)")
     try:
         shape = tuple(int(p) for p in parts)
     except ValueError:
