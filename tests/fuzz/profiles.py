@@ -1,6 +1,7 @@
 """The hypothesis profiles of the fuzz suite, registered when this module is imported.
 
-"default" (what a plain ``pytest`` run gets): few examples per test, deterministic (the same
+"default" (what a plain ``pytest`` run gets; "ci", which hypothesis chooses itself when CI is
+set, is the same): few examples per test, deterministic (the same
 examples on every run, so CI never flakes), no example database written to disk, no deadline
 (a first call compiles numba kernels). "long": thousands of examples, random, for a deeper run
 by hand: ``pytest tests/fuzz --hypothesis-profile=long``.
@@ -20,15 +21,12 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "default",
-    max_examples=40,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+_DEFAULT = {"max_examples": 40, "deadline": None, "derandomize": True, "database": None,
+            "print_blob": True, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("default", **_DEFAULT)
+# hypothesis picks its built-in "ci" profile by itself when the CI environment variable is set
+# (as .ci/run's machine does): the same settings there, so CI runs exactly the default suite.
+settings.register_profile("ci", **_DEFAULT)
 settings.register_profile(
     "long",
     max_examples=3000,

@@ -5,8 +5,17 @@ from hypothesis import settings
 
 
 def test_the_profile_asked_for_is_the_one_in_use(request):
-    asked = request.config.getoption("--hypothesis-profile") or "default"
-    assert settings.get_current_profile_name() == asked
+    asked = request.config.getoption("--hypothesis-profile")
+    if asked:
+        assert settings.get_current_profile_name() == asked
+    else:  # hypothesis itself chooses "ci" when the CI environment variable is set
+        assert settings.get_current_profile_name() in ("default", "ci")
+
+
+def test_ci_runs_the_default_suite():
+    ci, default = settings.get_profile("ci"), settings.get_profile("default")
+    assert (ci.max_examples, ci.derandomize, ci.database, ci.deadline) == (
+        default.max_examples, default.derandomize, default.database, default.deadline)
 
 
 def test_default_is_deterministic_and_writes_no_database():
