@@ -8,8 +8,11 @@ tests/random/streams.py (the keyed-stream cases) as `random_streams`, tests/rand
 Chromium and a tag parser for the HTML reports) as `weightinit_test_browser`,
 tests/diagnose/structure_nets.py (transformer-shaped nets initialized by hand) as
 `diagnose_structure_nets`, and tests/zoo/models.py (the architectures) and tests/zoo/measure.py
-(RMS and finiteness on one forward) as `zoo_models` and `zoo_measure`: pytest runs with
---import-mode=importlib, so test folders are not on sys.path."""
+(RMS and finiteness on one forward) as `zoo_models` and `zoo_measure`, tests/report/screenshot.py
+as `report_screenshot`, and the fuzz suite's tests/fuzz/{profiles,snapshot,strategies,models}.py
+as `fuzz_profiles` (the hypothesis profiles "default", "ci" and "long"), `fuzz_snapshot`,
+`fuzz_strategies` and `fuzz_models`: pytest runs with --import-mode=importlib, so test folders
+are not on sys.path."""
 
 import importlib.util
 import sys
@@ -40,8 +43,13 @@ _register("report_demo_results", Path(__file__).parent / "report" / "demo_result
 _register("diagnose_structure_nets", Path(__file__).parent / "diagnose" / "structure_nets.py")
 _register("zoo_models", Path(__file__).parent / "zoo" / "models.py")
 _register("zoo_measure", Path(__file__).parent / "zoo" / "measure.py")
-# The hypothesis profiles, before pytest reads --hypothesis-profile for the whole suite.
+_register("report_screenshot", Path(__file__).parent / "report" / "screenshot.py")
+# The fuzz suite's helpers; its hypothesis profiles registered here, before pytest reads
+# --hypothesis-profile for the whole suite.
 _register("fuzz_profiles", Path(__file__).parent / "fuzz" / "profiles.py")
+_register("fuzz_snapshot", Path(__file__).parent / "fuzz" / "snapshot.py")
+_register("fuzz_strategies", Path(__file__).parent / "fuzz" / "strategies.py")
+_register("fuzz_models", Path(__file__).parent / "fuzz" / "models.py")
 
 
 @pytest.fixture(autouse=True)

@@ -1,33 +1,17 @@
 """The report folder of the fabricated results (tests/report/demo_results.py), written once for
-the tests that read it; and tests/report/screenshot.py (a full-page screenshot in headless
-Chromium) registered as `report_screenshot` (pytest runs with --import-mode=importlib, so
-test folders are not on sys.path)."""
+the tests that read it (tests/conftest.py registers tests/report/screenshot.py, a full-page
+screenshot in headless Chromium, as `report_screenshot`)."""
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 import report_demo_results as demo_results  # registered by tests/conftest.py
 
 from weightinit.report import save_demo
-
-
-def _register(name: str, path: Path) -> None:
-    if name in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-
-
-_register("report_screenshot", Path(__file__).parent / "screenshot.py")
 
 
 @pytest.fixture(scope="session")
