@@ -40,11 +40,12 @@ demo: $(PKG)
 test: $(PKG)
 	$(BIN)/python -m pytest -q
 
-# The PyPI `lsuv` package is installed only here, for the comparison; --no-deps so that pip never
+# `make bench ARGS="--only cli"` passes options to benchmarks/run.py. The PyPI `lsuv` package
+# is installed only here, for the comparison; --no-deps so that pip never
 # resolves another torch (it needs only torch, already pinned in the venv).
 bench: $(PKG)
 	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements-lsuv.txt
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(ARGS)
 
 # mypy --strict checks pyproject's [tool.mypy] files: src/weightinit and benchmarks.
 lint: $(DEPS)
