@@ -30,6 +30,7 @@ from ..model import (
     build_plan,
     check_batch,
     discover,
+    eval_mode,
     owns_parameters,
     unwrap,
 )
@@ -100,9 +101,8 @@ class LSUVReport:
         """The report as a `rich.table.Table`."""
         columns = [Column("layer"), *(Column(header, "right") for header in (
             "iterations", "std before", "std after", "gain", "ok"))]
-        # Names are Text (rich_table), never markup; a lone surrogate is shown escaped.
-        rows = [[(x.name + (f" ({x.note})" if x.note else "")).encode(
-                     "utf-8", "backslashreplace").decode("utf-8"), str(x.iterations),
+        # rich_table makes names Text (never markup), surrogates and control codes escaped.
+        rows = [[x.name + (f" ({x.note})" if x.note else ""), str(x.iterations),
                  number(x.std_before), number(x.std_after), number(x.gain),
                  "yes" if x.converged else "NO"] for x in self.layers]
         return rich_table(f"LSUV: target std {self.target_std:g} +- {self.tol:g}, "
@@ -122,13 +122,6 @@ class _NoFastPath(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Any = (),
                            kwargs: Any = None) -> Any:
         return func(*args, **(kwargs or {}))
-
-
-def _eval(model: nn.Module) -> None:
-    """Every module in eval mode, by its flag (an overridden ``train()`` is never called);
-    `preserved` puts the flags back."""
-    for module in model.modules():
-        module.training = False
 
 
 def lsuv(model: nn.Module, batch: object, *, target_std: float = 1.0, tol: float = 0.02,
@@ -247,8 +240,7 @@ def _calibrate(model: nn.Module, seed: int, targets: list[tuple[str, PlanRow]],
     else:
         probe = _PartialForwards(model, args, kwargs)
     done: list[LSUVLayer] = []
-    _eval(model)
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(model):  # flags set directly, never through train()
         for module_name, row in targets:
             module = modules[module_name]
             weight = params[row.name]
